@@ -1,0 +1,35 @@
+"""Still images (JPEG, PNG) through OpenCV. EXIF orientation is applied; no metadata is kept."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edge.errors import MediaError
+from edge.frames import RawFrame
+
+
+class ImageFileSource:
+    kind = "image-file"
+    rate = None
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            data = np.fromfile(path, dtype=np.uint8)
+        except OSError as exc:
+            raise MediaError(f"{path}: cannot read ({exc.strerror})") from None
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        if image is None:
+            raise MediaError(f"{path}: empty or not a readable image")
+        self._image = image
+        self.height, self.width = int(image.shape[0]), int(image.shape[1])
+
+    def frames(self) -> Iterator[RawFrame]:
+        yield RawFrame(self._image, 0)
+
+    def close(self) -> None:
+        pass

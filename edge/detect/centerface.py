@@ -1,0 +1,112 @@
+"""CenterFace on onnxruntime: an anchor-free detector that predicts a face-centre heatmap.
+
+The model sees the frame scaled so its longer side is at most `max_side`, padded to multiples of
+32. Each heatmap cell above `threshold` is a face centre; `scale` gives log box size and `offset`
+the sub-cell position, both in units of the heatmap's stride (4 input pixels).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from edge.detect.detections import Detections
+from edge.errors import ModelError
+from edge.frames import Pixels
+from edge.models import verified_model_bytes
+
+_STRIDE = 4
+_ALIGN = 32
+
+
+class CenterFace:
+    name = "centerface"
+
+    def __init__(
+        self,
+        *,
+        threshold: float = 0.2,
+        nms_iou: float = 0.4,
+        max_side: int = 960,
+        threads: int = 0,
+    ) -> None:
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"threshold must be in (0, 1), got {threshold}")
+        if max_side < _ALIGN:
+            raise ValueError(f"max_side must be at least {_ALIGN}, got {max_side}")
+        self.threshold = threshold
+        self.nms_iou = nms_iou
+        self.max_side = max_side
+        self._session = _session(verified_model_bytes("centerface"), threads)
+
+    def input_size(self, height: int, width: int) -> tuple[float, int, int]:
+        """(scale, padded height, padded width) the model sees for a frame of this size."""
+        scale = min(1.0, self.max_side / max(height, width))
+        h = math.ceil(round(height * scale) / _ALIGN) * _ALIGN
+        w = math.ceil(round(width * scale) / _ALIGN) * _ALIGN
+        return scale, h, w
+
+    def detect(self, image: Pixels) -> Detections:
+        height, width = image.shape[:2]
+        scale, in_h, in_w = self.input_size(height, width)
+        small = image
+        if scale < 1.0:
+            small = cv2.resize(
+                image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA
+            )
+        pad_b, pad_r = in_h - small.shape[0], in_w - small.shape[1]
+        if pad_b or pad_r:
+            small = cv2.copyMakeBorder(small, 0, pad_b, 0, pad_r, cv2.BORDER_CONSTANT, value=0)
+        blob = cv2.dnn.blobFromImage(small, 1.0, swapRB=True)  # RGB, NCHW, float32, 0..255
+        heat, log_size, offset = self._session.run(["heatmap", "scale", "offset"], {"image": blob})
+        found = decode(heat[0, 0], log_size[0], offset[0], self.threshold)
+        if len(found) == 0:
+            return found
+        boxes = found.xyxy / np.float32(scale)
+        np.clip(boxes[:, 0::2], 0, width, out=boxes[:, 0::2])
+        np.clip(boxes[:, 1::2], 0, height, out=boxes[:, 1::2])
+        return nms(Detections(boxes, found.scores), self.nms_iou)
+
+
+def _session(model: bytes, threads: int) -> object:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    try:
+        return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ModelError(f"onnxruntime cannot load CenterFace: {exc}") from None
+
+
+def decode(
+    heat: NDArray[np.float32],
+    log_size: NDArray[np.float32],
+    offset: NDArray[np.float32],
+    threshold: float,
+) -> Detections:
+    """Heatmap (H, W), log sizes (2, H, W) and offsets (2, H, W) to boxes in model-input pixels."""
+    ys, xs = np.nonzero(heat > threshold)
+    if ys.size == 0:
+        return Detections.empty()
+    box_h = np.exp(log_size[0, ys, xs]) * _STRIDE
+    box_w = np.exp(log_size[1, ys, xs]) * _STRIDE
+    cy = (ys + offset[0, ys, xs] + 0.5) * _STRIDE
+    cx = (xs + offset[1, ys, xs] + 0.5) * _STRIDE
+    xyxy = np.stack([cx - box_w / 2, cy - box_h / 2, cx + box_w / 2, cy + box_h / 2], axis=1)
+    return Detections(xyxy.astype(np.float32), heat[ys, xs].astype(np.float32))
+
+
+def nms(found: Detections, iou: float) -> Detections:
+    """Merge duplicate boxes of one face, keeping the highest score."""
+    if len(found) < 2:
+        return found
+    xywh = np.concatenate([found.xyxy[:, :2], found.xyxy[:, 2:] - found.xyxy[:, :2]], axis=1)
+    keep = cv2.dnn.NMSBoxes(xywh.tolist(), found.scores.tolist(), 0.0, iou)
+    return found[np.asarray(keep, dtype=np.intp).reshape(-1)]

@@ -1,0 +1,40 @@
+"""Detections: boxes and scores, nothing else. No landmarks, no embeddings, no free-form fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+@dataclass(frozen=True, slots=True)
+class Detections:
+    """Column-oriented face detections in frame pixels: `xyxy` (N, 4) float32, `scores` (N,)."""
+
+    xyxy: NDArray[np.float32]
+    scores: NDArray[np.float32]
+
+    def __post_init__(self) -> None:
+        if self.xyxy.ndim != 2 or self.xyxy.shape[1] != 4:
+            raise ValueError(f"xyxy must have shape (N, 4), got {self.xyxy.shape}")
+        if self.scores.shape != (self.xyxy.shape[0],):
+            raise ValueError(f"scores must have shape ({self.xyxy.shape[0]},)")
+
+    @classmethod
+    def empty(cls) -> Detections:
+        return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
+
+    def __len__(self) -> int:
+        return int(self.xyxy.shape[0])
+
+    def __getitem__(self, keep: NDArray[np.bool_] | NDArray[np.intp]) -> Detections:
+        return Detections(self.xyxy[keep], self.scores[keep])
+
+    @property
+    def widths(self) -> NDArray[np.float32]:
+        return self.xyxy[:, 2] - self.xyxy[:, 0]
+
+    @property
+    def heights(self) -> NDArray[np.float32]:
+        return self.xyxy[:, 3] - self.xyxy[:, 1]

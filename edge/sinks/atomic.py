@@ -1,0 +1,41 @@
+"""Outputs appear under their final name only when complete: write to a hidden temporary file in
+the same folder, fsync, then rename. A failed run leaves no half-written file behind."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from edge.errors import OutputError
+
+
+class AtomicFile:
+    def __init__(self, final: Path) -> None:
+        self.final = final
+        suffix = final.suffix
+        self.temp = final.with_name(f".{final.stem}.veil-{secrets.token_hex(4)}.partial{suffix}")
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            # Create it now so an unwritable folder fails before any work is done.
+            self.temp.touch(exist_ok=False)
+        except OSError as exc:
+            raise OutputError(f"cannot write {final}: {exc.strerror or exc}") from None
+
+    def commit(self) -> None:
+        try:
+            fd = os.open(self.temp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(self.temp, self.final)
+        except OSError as exc:
+            self.discard()
+            raise OutputError(f"cannot write {self.final}: {exc.strerror or exc}") from None
+
+    def discard(self) -> None:
+        try:
+            self.temp.unlink()
+        except FileNotFoundError:
+            pass

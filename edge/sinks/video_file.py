@@ -1,0 +1,68 @@
+"""MP4 (H.264) output through PyAV. One output frame per redacted frame, same size and rate.
+No audio, no metadata: nothing from the input container is copied."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+
+from edge.config import VideoConfig
+from edge.errors import OutputError
+from edge.frames import RedactedFrame
+from edge.sinks.atomic import AtomicFile
+from edge.sinks.base import require_redacted
+
+
+class VideoFileSink:
+    def __init__(
+        self, path: Path, *, width: int, height: int, rate: Fraction, cfg: VideoConfig
+    ) -> None:
+        self._file = AtomicFile(path)
+        self._last_pts = -1
+        try:
+            self._container: Any = av.open(str(self._file.temp), mode="w", format="mp4")
+            stream = self._container.add_stream("libx264", rate=rate)
+            stream.width, stream.height = width, height
+            # 4:2:0 needs even sizes; odd-sized inputs keep their size in 4:4:4 instead.
+            even = width % 2 == 0 and height % 2 == 0
+            stream.pix_fmt = "yuv420p" if even else "yuv444p"
+            # Kept apart: the muxer rewrites stream.time_base once the header is written.
+            self._time_base = 1 / Fraction(rate)
+            stream.time_base = self._time_base
+            stream.options = {"crf": str(cfg.crf), "preset": cfg.preset}
+            stream.thread_type = "AUTO"
+            self._stream = stream
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            self._file.discard()
+            raise OutputError(f"cannot open video encoder for {path}: {exc}") from None
+
+    def write(self, frame: RedactedFrame) -> None:
+        frame = require_redacted(frame)
+        out = av.VideoFrame.from_ndarray(frame.pixels, format="bgr24")
+        # Index-based timestamps: constant rate, strictly increasing, one per input frame.
+        self._last_pts += 1
+        out.pts = self._last_pts
+        out.time_base = self._time_base
+        try:
+            self._container.mux(self._stream.encode(out))
+        except (av.FFmpegError, OSError) as exc:
+            raise OutputError(f"cannot encode to {self._file.final}: {exc}") from None
+
+    def close(self) -> None:
+        try:
+            self._container.mux(self._stream.encode(None))
+            self._container.close()
+        except (av.FFmpegError, OSError) as exc:
+            self.abort()
+            raise OutputError(f"cannot finish {self._file.final}: {exc}") from None
+        self._file.commit()
+
+    def abort(self) -> None:
+        try:
+            self._container.close()
+        except (av.FFmpegError, OSError):
+            pass
+        self._file.discard()
