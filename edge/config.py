@@ -29,13 +29,13 @@ class _Closed(BaseModel):
 class DetectorConfig(_Closed):
     backend: Literal["centerface"] = Field("centerface", description="face detector backend")
     threshold: float = Field(
-        0.2, ge=0.05, le=0.6, description="lowest score kept; low on purpose (recall first)"
+        0.1, ge=0.05, le=0.6, description="lowest score kept; low on purpose (recall first)"
     )
     nms_iou: float = Field(
         0.4, ge=0.2, le=0.9, description="overlap above which duplicate boxes are merged"
     )
     max_side: int = Field(
-        960,
+        640,
         ge=320,
         le=4096,
         description="video frames are scaled so their longer side is at most this for detection",
