@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edge.errors import MediaError
-from edge.frames import RawFrame
+from edge.frames import Pixels, RawFrame
 
 
 class ImageFileSource:
     kind = "image-file"
-    rate = None
+    rate: Fraction | None = None
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -25,7 +26,7 @@ class ImageFileSource:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
         if image is None:
             raise MediaError(f"{path}: empty or not a readable image")
-        self._image = image
+        self._image: Pixels = np.asarray(image, dtype=np.uint8)
         self.height, self.width = int(image.shape[0]), int(image.shape[1])
 
     def frames(self) -> Iterator[RawFrame]:

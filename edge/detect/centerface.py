@@ -8,6 +8,7 @@ the sub-cell position, both in units of the heatmap's stride (4 input pixels).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import cv2
 import numpy as np
@@ -67,7 +68,7 @@ class CenterFace:
         return nms(Detections(boxes, found.scores), self.nms_iou)
 
 
-def _session(model: bytes, threads: int) -> object:
+def _session(model: bytes, threads: int) -> Any:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()

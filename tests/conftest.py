@@ -1,0 +1,94 @@
+"""Shared fixtures: real face photos (public domain, shipped by scikit-image), generated clips of
+them, the shared evaluation set when present, and a way to run the real `veil` command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.sample import Box, write_sample
+
+EVAL_DEV = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "dev"
+EVAL_GROUPS = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "groups" / "dev"
+
+# Hand-drawn face box (x, y, w, h) of skimage.data.astronaut(): brow to chin, ear to ear.
+ASTRONAUT_FACE = (178.0, 60.0, 94.0, 122.0)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _models_present() -> None:
+    from edge.models.fetch import verify
+
+    bad = [s for s in verify() if s.state != "ok"]
+    if bad:
+        pytest.exit(
+            f"model files missing or wrong ({', '.join(f'{s.name}: {s.state}' for s in bad)}); "
+            "run `veil models fetch` first, as the README's test command does",
+            returncode=1,
+        )
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> np.ndarray:
+    import skimage.data
+
+    return np.ascontiguousarray(cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+
+
+@dataclass(frozen=True)
+class Scene:
+    image: np.ndarray
+    faces: list[Box]
+
+
+@pytest.fixture(scope="session")
+def group_scene(astronaut: np.ndarray) -> Scene:
+    """A 1280x720 picture with the real astronaut face at five sizes (about 25 to 190 px tall)."""
+    import skimage.data
+
+    canvas = cv2.resize(
+        cv2.cvtColor(skimage.data.coffee(), cv2.COLOR_RGB2BGR), (1280, 720), interpolation=cv2.INTER_AREA
+    )
+    fx, fy, fw, fh = ASTRONAUT_FACE
+    cut = astronaut[0:330, 100:360]
+    faces: list[Box] = []
+    x = 10
+    for scale in (1.55, 0.9, 0.55, 0.35, 0.21):
+        sprite = cv2.resize(cut, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        sh, sw = sprite.shape[:2]
+        y = 40
+        canvas[y : y + sh, x : x + sw] = sprite
+        faces.append((x + (fx - 100) * scale, y + fy * scale, fw * scale, fh * scale))
+        x += sw + 20
+    return Scene(canvas, faces)
+
+
+@dataclass(frozen=True)
+class Clip:
+    path: Path
+    truth: list[list[Box]]
+
+
+@pytest.fixture(scope="session")
+def sample_clip(tmp_path_factory: pytest.TempPathFactory) -> Clip:
+    """The README's sample clip, 1280x720 at 30 fps, 2 s: four moving real faces, 30 to 160 px."""
+    path = tmp_path_factory.mktemp("clip") / "sample.mp4"
+    truth = write_sample(path, width=1280, height=720, seconds=2.0)
+    return Clip(path, truth)
+
+
+def veil(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real command line in a child process."""
+    return subprocess.run(
+        [sys.executable, "-m", "edge", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
