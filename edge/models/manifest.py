@@ -74,7 +74,8 @@ def load_manifest(path: Path | None = None) -> Manifest:
     for name, entry in models.items():
         entry.setdefault("name", name)
     try:
-        manifest = Manifest(schema_version=raw.get("schema_version", 0), models=models)
+        # All top-level keys go to the model, so an unknown or misspelt one is refused too.
+        manifest = Manifest.model_validate({"schema_version": 0, **raw, "models": models})
     except ValidationError as exc:
         raise ModelError(f"invalid model manifest {path}: {exc}") from None
     for entry in manifest.models.values():
