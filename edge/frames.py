@@ -16,14 +16,9 @@ from numpy.typing import NDArray
 Pixels = NDArray[np.uint8]
 
 
-@dataclass(slots=True)
-class RawFrame:
-    """A decoded frame straight from a source: BGR, HxWx3, uint8. Never leaves the pipeline."""
-
+class _Sized:
+    __slots__ = ()
     pixels: Pixels
-    index: int
-    pts: int | None = None
-    time_base: Fraction | None = None
 
     @property
     def height(self) -> int:
@@ -32,6 +27,16 @@ class RawFrame:
     @property
     def width(self) -> int:
         return int(self.pixels.shape[1])
+
+
+@dataclass(slots=True)
+class RawFrame(_Sized):
+    """A decoded frame straight from a source: BGR, HxWx3, uint8. Never leaves the pipeline."""
+
+    pixels: Pixels
+    index: int
+    pts: int | None = None
+    time_base: Fraction | None = None
 
 
 class _Capability:
@@ -44,7 +49,7 @@ class _Capability:
 REDACTION_STAGE = _Capability()
 
 
-class RedactedFrame:
+class RedactedFrame(_Sized):
     """A frame whose every detected face, or the whole picture, has been redacted.
 
     `faces` is a count, `obscured` says the whole frame was covered because the pipeline could
@@ -73,11 +78,3 @@ class RedactedFrame:
         self.time_base = time_base
         self.faces = faces
         self.obscured = obscured
-
-    @property
-    def height(self) -> int:
-        return int(self.pixels.shape[0])
-
-    @property
-    def width(self) -> int:
-        return int(self.pixels.shape[1])

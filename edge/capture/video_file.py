@@ -42,16 +42,28 @@ class VideoFileSource:
         self.frame_count: int | None = frames or None
 
     def frames(self) -> Iterator[RawFrame]:
-        index = 0
+        index = packets = 0
         try:
-            for frame in self._container.decode(self._stream):
-                pixels = frame.to_ndarray(format="bgr24")
-                yield RawFrame(pixels, index, frame.pts, self.time_base)
-                index += 1
+            for packet in self._container.demux(self._stream):
+                # A file cut short (e.g. a faststart MP4 whose index outlives its data) ends in a
+                # short read, which FFmpeg flags and otherwise passes on silently.
+                if packet.is_corrupt:
+                    raise MediaError(f"{self.path}: truncated or damaged at frame {index}")
+                packets += packet.size > 0
+                for frame in packet.decode():
+                    pixels = frame.to_ndarray(format="bgr24")
+                    yield RawFrame(pixels, index, frame.pts, self.time_base)
+                    index += 1
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise MediaError(f"{self.path}: decoding failed at frame {index} ({_reason(exc)})") from None
         if index == 0:
             raise MediaError(f"{self.path}: no decodable video frames")
+        # Cut exactly between two frames, the file still looks whole; only its own index, which
+        # counts every sample (edit lists included), shows that packets are missing.
+        if self.frame_count and packets < self.frame_count:
+            raise MediaError(
+                f"{self.path}: truncated: {packets} of the {self.frame_count} frames it lists"
+            )
 
     def close(self) -> None:
         self._container.close()

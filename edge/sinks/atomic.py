@@ -15,6 +15,9 @@ class AtomicFile:
         self.final = final
         suffix = final.suffix
         self.temp = final.with_name(f".{final.stem}.veil-{secrets.token_hex(4)}.partial{suffix}")
+        blocker = next((p for p in final.parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise OutputError(f"cannot write {final}: {blocker} is a file, not a folder")
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
             # Create it now so an unwritable folder fails before any work is done.

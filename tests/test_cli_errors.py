@@ -1,0 +1,293 @@
+"""Bad input through the real `veil` command: the right exit code, one error line, nothing left
+behind, and no input ever modified."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ASTRONAUT_FACE, Clip, veil
+
+PARTIAL_GLOB = ".*.veil-*.partial*"
+
+
+@dataclass(frozen=True)
+class Media:
+    clip: Path  # the sample clip, moov atom at the end (FFmpeg's default)
+    faststart: Path  # the same clip remuxed with the moov atom in front
+    face_png: Path
+
+
+@pytest.fixture(scope="module")
+def media(sample_clip: Clip, astronaut: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> Media:
+    root = tmp_path_factory.mktemp("media")
+    faststart = root / "faststart.mp4"
+    with av.open(str(sample_clip.path)) as src, av.open(
+        str(faststart), "w", format="mp4", options={"movflags": "+faststart"}
+    ) as dst:
+        out = dst.add_stream_from_template(src.streams.video[0])
+        for packet in src.demux(src.streams.video[0]):
+            if packet.dts is None:  # the demuxer's final flush packet
+                continue
+            packet.stream = out
+            dst.mux(packet)
+    data = faststart.read_bytes()
+    assert data.find(b"moov") < data.find(b"mdat"), "remux did not move the index to the front"
+    face_png = root / "face.png"
+    assert cv2.imwrite(str(face_png), astronaut)
+    return Media(sample_clip.path, faststart, face_png)
+
+
+def _copy(src: Path, dst: Path, fraction: float = 1.0) -> Path:
+    data = src.read_bytes()
+    dst.write_bytes(data[: int(len(data) * fraction)])
+    return dst
+
+
+def _config(tmp: Path, text: str) -> Path:
+    path = tmp / "profile.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# Each builder lays out its inputs under `tmp` and returns the arguments and the output path that
+# must not exist afterwards.
+Args = list[str | Path]
+Builder = Callable[[Path, Media], tuple[Args, Path]]
+
+
+def missing_input(tmp: Path, m: Media) -> tuple[Args, Path]:
+    return ["redact", tmp / "nothere.mp4", "-o", tmp / "out.mp4"], tmp / "out.mp4"
+
+
+def text_as_mp4(tmp: Path, m: Media) -> tuple[Args, Path]:
+    src = tmp / "notes.mp4"
+    src.write_text("this is a shopping list, not a video\n" * 50, encoding="utf-8")
+    return ["redact", src, "-o", tmp / "out.mp4"], tmp / "out.mp4"
+
+
+def truncated_mp4(tmp: Path, m: Media) -> tuple[Args, Path]:
+    # The index (moov) sits at the end of FFmpeg's output; 40 % keeps only part of the data.
+    src = _copy(m.clip, tmp / "cut.mp4", 0.4)
+    return ["redact", src, "-o", tmp / "out.mp4"], tmp / "out.mp4"
+
+
+def truncated_faststart_half(tmp: Path, m: Media) -> tuple[Args, Path]:
+    src = _copy(m.faststart, tmp / "cut.mp4", 0.5)
+    return ["redact", src, "-o", tmp / "out.mp4"], tmp / "out.mp4"
+
+
+def truncated_faststart_late(tmp: Path, m: Media) -> tuple[Args, Path]:
+    # The index is intact and promises every frame, and a good part of them decodes: the cut must
+    # still be an error, not a silently shorter output.
+    src = _copy(m.faststart, tmp / "cut.mp4", 0.75)
+    with av.open(str(src)) as probe:
+        assert probe.streams.video[0].frames == 60
+    return ["redact", src, "-o", tmp / "out.mp4"], tmp / "out.mp4"
+
+
+def truncated_on_frame_boundary(tmp: Path, m: Media) -> tuple[Args, Path]:
+    # Cut exactly where frame 30's data starts: every packet left is whole, nothing is flagged as
+    # damaged, and only the index still promises 60 frames.
+    with av.open(str(m.faststart)) as probe:
+        starts = [p.pos for p in probe.demux(video=0) if p.size]
+    data = m.faststart.read_bytes()
+    src = tmp / "cut.mp4"
+    src.write_bytes(data[: starts[30]])
+    return ["redact", src, "-o", tmp / "out.mp4"], tmp / "out.mp4"
+
+
+def zero_byte_jpg(tmp: Path, m: Media) -> tuple[Args, Path]:
+    src = tmp / "empty.jpg"
+    src.touch()
+    return ["redact", src, "-o", tmp / "out.jpg"], tmp / "out.jpg"
+
+
+def unwritable_folder(tmp: Path, m: Media) -> tuple[Args, Path]:
+    src = _copy(m.face_png, tmp / "face.png")
+    if os.geteuid() != 0:
+        locked = tmp / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        return ["redact", src, "-o", locked / "out.png"], locked / "out.png"
+    # The tests run as root here, and root ignores a 0o500 folder. A regular file used as a
+    # folder cannot be written through by anyone, root included.
+    blocker = tmp / "somefile.txt"
+    blocker.write_text("a file, not a folder\n", encoding="utf-8")
+    return ["redact", src, "-o", blocker / "out.png"], blocker / "out.png"
+
+
+def output_is_input(tmp: Path, m: Media) -> tuple[Args, Path]:
+    src = _copy(m.clip, tmp / "clip.mp4")
+    return ["redact", src, "-o", src], tmp / "clip.redacted.mp4"
+
+
+def output_is_input_spelled_differently(tmp: Path, m: Media) -> tuple[Args, Path]:
+    src = _copy(m.clip, tmp / "clip.mp4")
+    (tmp / "sub").mkdir()
+    return ["redact", src, "-o", tmp / "sub" / ".." / "clip.mp4"], tmp / "clip.redacted.mp4"
+
+
+def output_is_input_image(tmp: Path, m: Media) -> tuple[Args, Path]:
+    src = _copy(m.face_png, tmp / "face.png")
+    return ["redact", src, "-o", src], tmp / "face.redacted.png"
+
+
+def unknown_option(tmp: Path, m: Media) -> tuple[Args, Path]:
+    src = _copy(m.face_png, tmp / "face.png")
+    return ["redact", src, "-o", tmp / "out.png", "--bogus"], tmp / "out.png"
+
+
+def unknown_subcommand(tmp: Path, m: Media) -> tuple[Args, Path]:
+    src = _copy(m.face_png, tmp / "face.png")
+    return ["frobnicate", src, "-o", tmp / "out.png"], tmp / "out.png"
+
+
+def _with_config(text: str) -> Builder:
+    def build(tmp: Path, m: Media) -> tuple[Args, Path]:
+        src = _copy(m.face_png, tmp / "face.png")
+        return ["redact", src, "-o", tmp / "out.png", "--config", _config(tmp, text)], tmp / "out.png"
+
+    return build
+
+
+def existing_output(tmp: Path, m: Media) -> tuple[Args, Path]:
+    src = _copy(m.face_png, tmp / "face.png")
+    existing = tmp / "out.png"
+    existing.write_bytes(b"someone's earlier result, to be kept")
+    # The output "must not exist" check is on a name that a wrong fallback might pick instead.
+    return ["redact", src, "-o", existing], tmp / "face.redacted.png"
+
+
+@dataclass(frozen=True)
+class Case:
+    build: Builder
+    code: int
+    mentions: str  # a word the one error line must contain, so the right check is what failed
+
+
+CASES = {
+    "missing-input": Case(missing_input, 2, "nothere.mp4"),
+    "text-named-mp4": Case(text_as_mp4, 1, "notes.mp4"),
+    "truncated-mp4": Case(truncated_mp4, 1, "cut.mp4"),
+    "truncated-faststart-half": Case(truncated_faststart_half, 1, "cut.mp4"),
+    "truncated-faststart-late": Case(truncated_faststart_late, 1, "cut.mp4"),
+    "truncated-on-frame-boundary": Case(truncated_on_frame_boundary, 1, "cut.mp4"),
+    "zero-byte-jpg": Case(zero_byte_jpg, 1, "empty.jpg"),
+    "unwritable-output-folder": Case(unwritable_folder, 1, "out.png"),
+    "output-is-input": Case(output_is_input, 2, "clip.mp4"),
+    "output-is-input-via-dotdot": Case(output_is_input_spelled_differently, 2, "clip.mp4"),
+    "output-is-input-image": Case(output_is_input_image, 2, "face.png"),
+    "unknown-option": Case(unknown_option, 2, "--bogus"),
+    "unknown-subcommand": Case(unknown_subcommand, 2, "frobnicate"),
+    "config-unknown-key": Case(_with_config("[redact]\nbogus = true\n"), 2, "bogus"),
+    "config-unknown-section": Case(_with_config("[identify]\nenabled = true\n"), 2, "identify"),
+    "config-method-none": Case(_with_config('[redact]\nmethod = "none"\n'), 2, "method"),
+    "config-threshold-0.99": Case(_with_config("[detector]\nthreshold = 0.99\n"), 2, "threshold"),
+    "config-mask-scale-0.5": Case(_with_config("[redact]\nmask_scale = 0.5\n"), 2, "mask_scale"),
+    "existing-output-no-overwrite": Case(existing_output, 2, "out.png"),
+}
+
+
+def _snapshot(root: Path) -> dict[Path, str]:
+    return {
+        p.relative_to(root): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path
+    for p in tmp_path.rglob("*"):  # let pytest clean up a folder the test locked
+        if p.is_dir():
+            p.chmod(0o700)
+
+
+@pytest.mark.parametrize("case", list(CASES.values()), ids=list(CASES))
+def test_bad_input_fails_cleanly(case: Case, media: Media, workdir: Path) -> None:
+    args, must_not_exist = case.build(workdir, media)
+    before = _snapshot(workdir)
+
+    result = veil(*args, cwd=workdir)
+
+    assert result.returncode == case.code, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, f"expected one error line, got {lines!r}"
+    assert lines[0].startswith("veil: error:") and lines[0].strip() != "veil: error:", lines
+    assert case.mentions in lines[0]
+    assert result.stdout == ""
+    # No output under its final name, no hidden partial file, no input touched or removed.
+    assert not must_not_exist.exists()
+    assert not list(workdir.rglob(PARTIAL_GLOB))
+    assert _snapshot(workdir) == before
+
+
+def test_overwrite_is_what_replaces_an_existing_output(media: Media, tmp_path: Path) -> None:
+    """The control for the case above: the same command with --overwrite does replace it."""
+    src = _copy(media.face_png, tmp_path / "face.png")
+    existing = tmp_path / "out.png"
+    existing.write_bytes(b"old")
+    result = veil("redact", src, "-o", existing, "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert existing.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(tmp_path.rglob(PARTIAL_GLOB))
+
+
+def test_folder_with_one_bad_file_writes_the_others_and_exits_1(
+    astronaut: np.ndarray, tmp_path: Path
+) -> None:
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    assert cv2.imwrite(str(src / "a.png"), astronaut)
+    (src / "b_bad.jpg").write_bytes(b"")  # sorted between the good ones: the run must go on
+    assert cv2.imwrite(str(src / "c.jpg"), astronaut)
+    assert cv2.imwrite(str(src / "sub" / "d.png"), astronaut)
+    (src / "notes.txt").write_text("not media, ignored\n", encoding="utf-8")
+    before = _snapshot(src)
+    out = tmp_path / "out"
+
+    result = veil("redact", src, "-o", out)
+
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("veil: error:")]
+    assert any("b_bad.jpg" in line for line in errors), result.stderr
+    assert not any(name in line for line in errors for name in ("a.png", "c.jpg", "d.png"))
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert written == ["a.png", "c.jpg", "sub/d.png"]
+    fx, fy, fw, fh = (int(v) for v in ASTRONAUT_FACE)
+    for rel in written:
+        image = cv2.imread(str(out / rel))
+        assert image is not None and image.shape == astronaut.shape
+        face_change = np.abs(
+            image[fy : fy + fh, fx : fx + fw].astype(int) - astronaut[fy : fy + fh, fx : fx + fw]
+        ).mean()
+        assert face_change > 20, f"{rel}: the face looks untouched"
+    assert not list(tmp_path.rglob(PARTIAL_GLOB))
+    assert _snapshot(src) == before
+
+
+def test_image_run_succeeds(media: Media, astronaut: np.ndarray, tmp_path: Path) -> None:
+    src = _copy(media.face_png, tmp_path / "face.png")
+    out = tmp_path / "out.png"
+
+    result = veil("redact", src, "-o", out)
+
+    assert result.returncode == 0, result.stderr
+    assert "error" not in result.stderr
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = cv2.imread(str(out), cv2.IMREAD_UNCHANGED)
+    assert image is not None and image.shape == astronaut.shape and image.dtype == np.uint8
+    fx, fy, fw, fh = (int(v) for v in ASTRONAUT_FACE)
+    face = (slice(fy, fy + fh), slice(fx, fx + fw))
+    assert np.abs(image[face].astype(int) - astronaut[face]).mean() > 20, "face not redacted"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["face.png", "out.png"]
