@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import av
+import cv2
+import numpy as np
 
 from edge.errors import MediaError
-from edge.frames import RawFrame
+from edge.frames import Pixels, RawFrame
 
 
 class VideoFileSource:
@@ -51,8 +53,7 @@ class VideoFileSource:
                     raise MediaError(f"{self.path}: truncated or damaged at frame {index}")
                 packets += packet.size > 0
                 for frame in packet.decode():
-                    pixels = frame.to_ndarray(format="bgr24")
-                    yield RawFrame(pixels, index, frame.pts, self.time_base)
+                    yield RawFrame(_to_bgr(frame), index, frame.pts, self.time_base)
                     index += 1
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise MediaError(f"{self.path}: decoding failed at frame {index} ({_reason(exc)})") from None
@@ -67,6 +68,15 @@ class VideoFileSource:
 
     def close(self) -> None:
         self._container.close()
+
+
+def _to_bgr(frame: Any) -> Pixels:
+    # OpenCV's SIMD conversion of limited-range 4:2:0 is about 4x faster than swscale's.
+    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
+        bgr = cv2.cvtColor(frame.to_ndarray(format="yuv420p"), cv2.COLOR_YUV2BGR_I420)
+    else:
+        bgr = frame.to_ndarray(format="bgr24")
+    return np.asarray(bgr, dtype=np.uint8)
 
 
 def _reason(exc: BaseException) -> str:

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import av
+import cv2
+import numpy as np
 
 from edge.config import VideoConfig
 from edge.errors import OutputError
@@ -41,7 +43,12 @@ class VideoFileSink:
 
     def write(self, frame: RedactedFrame) -> None:
         frame = require_redacted(frame)
-        out = av.VideoFrame.from_ndarray(frame.pixels, format="bgr24")
+        if self._stream.pix_fmt == "yuv420p":
+            # OpenCV's SIMD conversion is about 4x faster than swscale's from bgr24.
+            yuv = np.asarray(cv2.cvtColor(frame.pixels, cv2.COLOR_BGR2YUV_I420), dtype=np.uint8)
+            out = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
+        else:
+            out = av.VideoFrame.from_ndarray(frame.pixels, format="bgr24")
         # Index-based timestamps: constant rate, strictly increasing, one per input frame.
         self._last_pts += 1
         out.pts = self._last_pts
