@@ -15,7 +15,7 @@ import onnxruntime
 
 from edge import __version__
 from edge.capture import VideoFileSource
-from edge.config import load_config
+from edge.config import VideoConfig, load_config
 from edge.detect import Detections, FaceDetector, build_detector
 from edge.frames import Pixels
 from edge.pipeline import run
@@ -42,11 +42,12 @@ def _decode_only(clip: Path) -> tuple[int, float]:
     return frames, elapsed
 
 
-def _through(clip: Path, out: Path, detector: FaceDetector, redactor: Redactor, video: object) -> tuple[int, float, float]:
+def _through(
+    clip: Path, out: Path, detector: FaceDetector, redactor: Redactor, video: VideoConfig
+) -> tuple[int, float, float]:
     source = VideoFileSource(clip)
-    sink = VideoFileSink(
-        out, width=source.width, height=source.height, rate=source.rate or Fraction(30), cfg=video  # type: ignore[arg-type]
-    )
+    rate = source.rate or Fraction(30)
+    sink = VideoFileSink(out, width=source.width, height=source.height, rate=rate, cfg=video)
     report = run(source, detector, redactor, sink)
     return report.frames_out, report.seconds, report.detect_ms_percentile(50)
 
