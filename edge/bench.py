@@ -8,7 +8,6 @@ import platform
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 
 import onnxruntime
@@ -18,10 +17,9 @@ from edge.capture import VideoFileSource
 from edge.config import VideoConfig, load_config
 from edge.detect import Detections, FaceDetector, build_detector
 from edge.frames import Pixels
-from edge.pipeline import run
+from edge.pipeline import run, video_sink_for
 from edge.redact import Redactor
 from edge.sample import write_sample
-from edge.sinks import VideoFileSink
 
 
 class _NoFaces:
@@ -46,8 +44,7 @@ def _through(
     clip: Path, out: Path, detector: FaceDetector, redactor: Redactor, video: VideoConfig
 ) -> tuple[int, float, float]:
     source = VideoFileSource(clip)
-    rate = source.rate or Fraction(30)
-    sink = VideoFileSink(out, width=source.width, height=source.height, rate=rate, cfg=video)
+    sink = video_sink_for(source, out, video)
     report = run(source, detector, redactor, sink)
     return report.frames_out, report.seconds, report.detect_ms_percentile(50)
 

@@ -12,15 +12,20 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
 from typing import Generic, TypeVar
 
 import numpy as np
 
 from edge.capture.base import FrameSource
+from edge.capture.video_file import VideoFileSource
+from edge.config import VideoConfig
 from edge.detect.base import FaceDetector
 from edge.frames import RawFrame, RedactedFrame
 from edge.redact.redactor import Redactor
 from edge.sinks.base import Sink
+from edge.sinks.video_file import VideoFileSink
 
 _QUEUE_DEPTH = 4
 T = TypeVar("T")
@@ -70,6 +75,18 @@ class _Stage(Generic[T]):
             except queue.Empty:
                 if self._stop.is_set():
                     return _DONE
+
+
+def video_sink_for(source: VideoFileSource, path: Path, cfg: VideoConfig) -> VideoFileSink:
+    """An MP4 sink matching the source: its upright size, its rate, its timestamps."""
+    return VideoFileSink(
+        path,
+        width=source.width,
+        height=source.height,
+        rate=source.rate or Fraction(30),
+        cfg=cfg,
+        time_base=source.time_base,
+    )
 
 
 def process_frame(detector: FaceDetector, redactor: Redactor, raw: RawFrame, report: RunReport) -> RedactedFrame:

@@ -19,10 +19,9 @@ from edge.config import Config, DetectorConfig
 from edge.detect import DETECTORS, Detections, build_detector
 from edge.evaluate.protection import kept_detail
 from edge.frames import Pixels
-from edge.pipeline import run
+from edge.pipeline import run, video_sink_for
 from edge.redact import Redactor
 from edge.sample import write_sample
-from edge.sinks import VideoFileSink
 
 from conftest import Clip, veil
 
@@ -61,7 +60,7 @@ class GarbageDetector:
 
 def redact_clip(clip: Path, out: Path, detector: object) -> object:
     source = VideoFileSource(clip)
-    sink = VideoFileSink(out, width=source.width, height=source.height, rate=source.rate or Fraction(30), cfg=Config().video)
+    sink = video_sink_for(source, out, Config().video)
     return run(source, detector, Redactor(Config().redact), sink)  # type: ignore[arg-type]
 
 

@@ -1,4 +1,8 @@
-"""Recorded video through PyAV (FFmpeg). Video stream only: audio and metadata are never read."""
+"""Recorded video through PyAV (FFmpeg). Video stream only: audio and metadata are never read.
+
+The one piece of metadata that is *applied* rather than copied is the display rotation of phone
+videos: frames are turned upright, since the output carries no rotation tag.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,10 @@ import numpy as np
 from edge.errors import MediaError
 from edge.frames import Pixels, RawFrame
 
+# Counter-clockwise display rotation (as FFmpeg reports it) → the cv2.rotate code that shows the
+# frame upright.
+_UPRIGHT = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, -90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180}
+
 
 class VideoFileSource:
     kind = "video-file"
@@ -24,50 +32,77 @@ class VideoFileSource:
             self._container: Any = av.open(str(path), mode="r")
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise MediaError(f"{path}: not a readable video ({_reason(exc)})") from None
-        if not self._container.streams.video:
+        try:
+            self._open(threads)
+        except BaseException:
             self._container.close()
-            raise MediaError(f"{path}: has no video stream")
+            raise
+
+    def _open(self, threads: int) -> None:
+        if not self._container.streams.video:
+            raise MediaError(f"{self.path}: has no video stream")
         self._stream = self._container.streams.video[0]
         self._stream.thread_type = "AUTO"
         self._stream.codec_context.thread_count = threads
-        ctx = self._stream.codec_context
-        self.width, self.height = int(ctx.width), int(ctx.height)
-        if self.width <= 0 or self.height <= 0:
-            self._container.close()
-            raise MediaError(f"{path}: video stream has no picture size")
         rate = self._stream.average_rate or self._stream.guessed_rate
         self.rate: Fraction | None = Fraction(rate) if rate else None
         self.time_base: Fraction | None = (
             Fraction(self._stream.time_base) if self._stream.time_base else None
         )
-        frames = int(self._stream.frames or 0)
-        self.frame_count: int | None = frames or None
+        self.frame_count: int | None = int(self._stream.frames or 0) or None
+        self._packets = 0
+        self._decoded = self._decode()
+        # The first frame tells the picture size and rotation that every frame will have.
+        try:
+            self._first: Any = next(self._decoded)
+        except StopIteration:
+            raise MediaError(f"{self.path}: no decodable video frames") from None
+        rotation = int(round(self._first.rotation or 0))
+        rotation = 180 if rotation == -180 else rotation
+        self._rotate = _UPRIGHT.get(rotation)
+        self.rotation = rotation if self._rotate is not None else 0
+        w, h = int(self._first.width), int(self._first.height)
+        self.width, self.height = (h, w) if self.rotation in (90, -90) else (w, h)
 
-    def frames(self) -> Iterator[RawFrame]:
-        index = packets = 0
+    def _decode(self) -> Iterator[Any]:
+        index = 0
         try:
             for packet in self._container.demux(self._stream):
                 # A file cut short (e.g. a faststart MP4 whose index outlives its data) ends in a
                 # short read, which FFmpeg flags and otherwise passes on silently.
                 if packet.is_corrupt:
                     raise MediaError(f"{self.path}: truncated or damaged at frame {index}")
-                packets += packet.size > 0
+                self._packets += packet.size > 0
                 for frame in packet.decode():
-                    yield RawFrame(_to_bgr(frame), index, frame.pts, self.time_base)
+                    yield frame
                     index += 1
         except (av.FFmpegError, OSError, ValueError) as exc:
-            raise MediaError(f"{self.path}: decoding failed at frame {index} ({_reason(exc)})") from None
-        if index == 0:
-            raise MediaError(f"{self.path}: no decodable video frames")
+            raise MediaError(
+                f"{self.path}: decoding failed at frame {index} ({_reason(exc)})"
+            ) from None
+
+    def frames(self) -> Iterator[RawFrame]:
+        index = 0
+        for frame in _chain(self._first, self._decoded):
+            pixels = _to_bgr(frame)
+            if self._rotate is not None:
+                pixels = np.asarray(cv2.rotate(pixels, self._rotate), dtype=np.uint8)
+            yield RawFrame(pixels, index, frame.pts, self.time_base)
+            index += 1
         # Cut exactly between two frames, the file still looks whole; only its own index, which
         # counts every sample (edit lists included), shows that packets are missing.
-        if self.frame_count and packets < self.frame_count:
+        if self.frame_count and self._packets < self.frame_count:
             raise MediaError(
-                f"{self.path}: truncated: {packets} of the {self.frame_count} frames it lists"
+                f"{self.path}: truncated: {self._packets} of the {self.frame_count} frames it lists"
             )
 
     def close(self) -> None:
         self._container.close()
+
+
+def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest
 
 
 def _to_bgr(frame: Any) -> Pixels:

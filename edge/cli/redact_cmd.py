@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 from tqdm import tqdm
@@ -13,9 +12,9 @@ from edge.config import Config, load_config
 from edge.detect import FaceDetector, build_detector
 from edge.errors import VeilError
 from edge.media import Job, plan
-from edge.pipeline import RunReport, run
+from edge.pipeline import RunReport, run, video_sink_for
 from edge.redact import Redactor
-from edge.sinks import ImageFileSink, Sink, VideoFileSink
+from edge.sinks import ImageFileSink, Sink
 
 
 class Runner:
@@ -41,13 +40,7 @@ class Runner:
             video = VideoFileSource(job.src)
             source = video
             try:
-                sink = VideoFileSink(
-                    job.dst,
-                    width=video.width,
-                    height=video.height,
-                    rate=video.rate or Fraction(30),
-                    cfg=self.cfg.video,
-                )
+                sink = video_sink_for(video, job.dst, self.cfg.video)
             except BaseException:
                 video.close()
                 raise

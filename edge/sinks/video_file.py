@@ -1,5 +1,6 @@
-"""MP4 (H.264) output through PyAV. One output frame per redacted frame, same size and rate.
-No audio, no metadata: nothing from the input container is copied."""
+"""MP4 (H.264) output through PyAV. One output frame per redacted frame, same size, and the
+source's own timestamps (so variable-rate recordings keep their timing). No audio, no metadata:
+nothing from the input container is copied."""
 
 from __future__ import annotations
 
@@ -20,10 +21,20 @@ from edge.sinks.base import require_redacted
 
 class VideoFileSink:
     def __init__(
-        self, path: Path, *, width: int, height: int, rate: Fraction, cfg: VideoConfig
+        self,
+        path: Path,
+        *,
+        width: int,
+        height: int,
+        rate: Fraction,
+        cfg: VideoConfig,
+        time_base: Fraction | None = None,
     ) -> None:
+        """`time_base` is the source's: frames that carry timestamps in it keep them."""
         self._file = AtomicFile(path)
-        self._last_pts = -1
+        self._last_pts: int | None = None
+        self._first_pts: int | None = None
+        self._source_time_base = time_base
         try:
             self._container: Any = av.open(str(self._file.temp), mode="w", format="mp4")
             stream = self._container.add_stream("libx264", rate=rate)
@@ -32,8 +43,10 @@ class VideoFileSink:
             even = width % 2 == 0 and height % 2 == 0
             stream.pix_fmt = "yuv420p" if even else "yuv444p"
             # Kept apart: the muxer rewrites stream.time_base once the header is written.
-            self._time_base = 1 / Fraction(rate)
+            self._time_base = time_base or 1 / Fraction(rate)
+            self._step = max(1, round(1 / (Fraction(rate) * self._time_base)))
             stream.time_base = self._time_base
+            stream.codec_context.time_base = self._time_base
             stream.options = {"crf": str(cfg.crf), "preset": cfg.preset}
             stream.thread_type = "AUTO"
             self._stream = stream
@@ -49,14 +62,25 @@ class VideoFileSink:
             out = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         else:
             out = av.VideoFrame.from_ndarray(frame.pixels, format="bgr24")
-        # Index-based timestamps: constant rate, strictly increasing, one per input frame.
-        self._last_pts += 1
-        out.pts = self._last_pts
+        out.pts = self._last_pts = self._next_pts(frame)
         out.time_base = self._time_base
         try:
             self._container.mux(self._stream.encode(out))
         except (av.FFmpegError, OSError) as exc:
             raise OutputError(f"cannot encode to {self._file.final}: {exc}") from None
+
+    def _next_pts(self, frame: RedactedFrame) -> int:
+        """The source's timestamp, shifted to start at 0; one nominal frame step past the last
+        one where the source has none or would go backwards. Always strictly increasing."""
+        last = self._last_pts
+        same_clock = self._source_time_base is not None and frame.time_base == self._source_time_base
+        if frame.pts is not None and same_clock:
+            if self._first_pts is None:
+                self._first_pts = frame.pts
+            pts = frame.pts - self._first_pts
+            if last is None or pts > last:
+                return pts
+        return 0 if last is None else last + self._step
 
     def close(self) -> None:
         try:
