@@ -67,7 +67,8 @@ def bench_command(seconds: float, size: tuple[int, int], config: Path | None, js
         results["full pipeline"] = {"frames": n, "seconds": t, "fps": n / t, "detect_p50_ms": p50}
     floor = results["decode+encode"]["fps"]
     print(f"veil {__version__}, onnxruntime {onnxruntime.__version__}, {platform.machine()}, "
-          f"{width}x{height}, detector {cfg.detector.backend} max_side={cfg.detector.max_side}, "
+          f"{width}x{height}, detector {cfg.detector.backend} max_side={cfg.detector.max_side} "
+          f"max_downscale={cfg.detector.max_downscale:g}, "
           f"x264 {cfg.video.preset}")
     print(f"{'stage':<16}{'frames/s':>10}{'vs decode+encode':>18}")
     for name, r in results.items():

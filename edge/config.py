@@ -40,6 +40,13 @@ class DetectorConfig(_Closed):
         le=4096,
         description="video frames are scaled so their longer side is at most this for detection",
     )
+    max_downscale: float = Field(
+        2.0,
+        ge=1.0,
+        le=4.0,
+        description="never shrink a frame more than this for detection, whatever max_side says, "
+        "so a 20 px face is still 10 px to the detector (large frames then cost more time)",
+    )
     still_max_side: int = Field(
         2048,
         ge=320,

@@ -67,7 +67,9 @@ def test_input_size_is_a_multiple_of_32_within_the_budget(detector: CenterFace) 
     for h, w in [(720, 1280), (1080, 1920), (480, 640), (100, 100), (1280, 720)]:
         ih, iw = small.input_size(h, w)
         assert ih % 32 == 0 and iw % 32 == 0
-        assert max(ih, iw) <= 640 + 16
+        budget = max(640, max(h, w) / 2)  # max_side, but never shrunk more than 2x
+        assert max(ih, iw) <= budget + 16
+        assert max(ih, iw) >= min(max(h, w), budget) - 16
         assert abs((iw / ih) - (w / h)) / (w / h) < 0.25
 
 
@@ -109,3 +111,29 @@ def test_nms_merges_duplicates_but_keeps_neighbours() -> None:
     kept = nms(Detections(boxes, np.array([0.9, 0.8, 0.7], np.float32)), 0.4)
     assert len(kept) == 2
     assert kept.scores.tolist() == pytest.approx([0.9, 0.7])
+
+
+def test_large_frames_are_not_shrunk_past_the_point_of_missing_faces(astronaut: np.ndarray) -> None:
+    """1080p with 28x36 px faces: a plain 640-px budget (a third of the size) loses them; the
+    default never shrinks more than 2x and finds every one."""
+    import skimage.data
+
+    canvas = cv2.resize(cv2.cvtColor(skimage.data.coffee(), cv2.COLOR_RGB2BGR), (1920, 1080))
+    cut = astronaut[0:330, 100:360]
+    sprite = cv2.resize(cut, None, fx=0.3, fy=0.3, interpolation=cv2.INTER_AREA)
+    h, w = sprite.shape[:2]
+    faces = []
+    for i in range(6):
+        x, y = 100 + i * 300, 200 + (i % 2) * 400
+        canvas[y : y + h, x : x + w] = sprite
+        fx, fy, fw, fh = ASTRONAUT_FACE
+        faces.append((x + (fx - 100) * 0.3, y + fy * 0.3, fw * 0.3, fh * 0.3))
+
+    def found(det: CenterFace) -> int:
+        boxes = det.detect(canvas).xyxy
+        return sum(max((iou(b, f) for b in boxes), default=0.0) > 0.3 for f in faces)
+
+    default = build_detector(DetectorConfig())
+    assert default.input_size(1080, 1920) == (544, 960)  # type: ignore[attr-defined]
+    assert found(default) == len(faces)  # type: ignore[arg-type]
+    assert found(CenterFace(max_side=640, max_downscale=4.0)) < len(faces) // 2

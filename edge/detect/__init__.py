@@ -14,7 +14,11 @@ def _centerface(cfg: DetectorConfig) -> FaceDetector:
     from edge.detect.centerface import CenterFace
 
     return CenterFace(
-        threshold=cfg.threshold, nms_iou=cfg.nms_iou, max_side=cfg.max_side, threads=cfg.threads
+        threshold=cfg.threshold,
+        nms_iou=cfg.nms_iou,
+        max_side=cfg.max_side,
+        max_downscale=cfg.max_downscale,
+        threads=cfg.threads,
     )
 
 

@@ -32,6 +32,7 @@ class CenterFace:
         threshold: float = 0.1,
         nms_iou: float = 0.4,
         max_side: int = 640,
+        max_downscale: float = 2.0,
         threads: int = 0,
     ) -> None:
         if not 0.0 < threshold < 1.0:
@@ -41,13 +42,15 @@ class CenterFace:
         self.threshold = threshold
         self.nms_iou = nms_iou
         self.max_side = max_side
+        self.max_downscale = max_downscale
         self._session = _session(verified_model_bytes("centerface"), threads)
 
     def input_size(self, height: int, width: int) -> tuple[int, int]:
-        """(height, width) the model sees: the frame scaled to fit `max_side`, each side rounded
-        to the nearest multiple of 32. The aspect ratio shifts by a few percent at most, which
-        the detector tolerates, and no compute is spent on padding."""
-        scale = min(1.0, self.max_side / max(height, width))
+        """(height, width) the model sees: the frame scaled to fit `max_side`, but never shrunk
+        more than `max_downscale`, each side rounded to the nearest multiple of 32. The aspect
+        ratio shifts by a few percent at most, which the detector tolerates, and no compute is
+        spent on padding."""
+        scale = min(1.0, max(self.max_side / max(height, width), 1.0 / self.max_downscale))
         h = max(_ALIGN, round(height * scale / _ALIGN) * _ALIGN)
         w = max(_ALIGN, round(width * scale / _ALIGN) * _ALIGN)
         return h, w
