@@ -14,10 +14,12 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from conftest import Clip, veil
+from edge.evaluate.protection import is_protected
+
+from conftest import ASTRONAUT_FACE, Clip, veil
 
 SERIAL = "AXN-77Q2391"
-MAKE, MODEL = "Axon Enterprise", "Body 4"
+MAKE, MODEL = "Example Camera Co", "BodyCam X1"
 GPS = {1: "N", 2: (48.0, 51.0, 30.24), 3: "E", 4: (2.0, 17.0, 40.2), 6: 35.0}
 EXIF_IFD, GPS_IFD, BODY_SERIAL = 0x8769, 0x8825, 0xA431
 
@@ -156,3 +158,24 @@ def test_video_output_has_no_audio_and_no_container_tags(fmt: str, sample_clip: 
         assert secret.encode() not in raw_out, secret
     assert b"\xa9xyz" not in raw_out and b"loci" not in raw_out
     assert _decoded_frames(out) == frames_in
+
+
+def test_exif_orientation_is_applied_to_the_pixels_before_it_is_dropped(astronaut: np.ndarray, tmp_path: Path) -> None:
+    """A camera held sideways stores the picture on its side with orientation 6 ("turn 90 degrees
+    clockwise to view"). The output has no EXIF left to say so, so its pixels must be upright."""
+    stored = cv2.rotate(astronaut, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    stored[:20, :20] = (255, 255, 255)  # a marker in the stored picture's top-left corner
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    src = tmp_path / "sideways.jpg"
+    Image.fromarray(np.ascontiguousarray(stored[:, :, ::-1])).save(src, exif=exif, quality=95)
+    out = tmp_path / "out.jpg"
+    result = veil("redact", src, "-o", out)
+    assert result.returncode == 0, result.stderr
+    with Image.open(out) as img:
+        assert len(img.getexif()) == 0
+    after = cv2.imread(str(out), cv2.IMREAD_IGNORE_ORIENTATION | cv2.IMREAD_COLOR)
+    assert after.shape == astronaut.shape  # upright: 512 x 512 either way, so check the marker
+    assert after[:20, -20:].mean() > 200 and after[:20, :20].mean() < 200
+    # And the face, now upright where the photo has it, is redacted.
+    assert is_protected(astronaut, after, ASTRONAUT_FACE)
