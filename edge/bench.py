@@ -49,7 +49,9 @@ def _through(
     return report.frames_out, report.seconds, report.detect_ms_percentile(50)
 
 
-def bench_command(seconds: float, size: tuple[int, int], config: Path | None, json_path: Path | None) -> int:
+def bench_command(
+    seconds: float, size: tuple[int, int], config: Path | None, json_path: Path | None
+) -> int:
     cfg = load_config(config)
     width, height = size
     redactor = Redactor(cfg.redact)
@@ -66,10 +68,12 @@ def bench_command(seconds: float, size: tuple[int, int], config: Path | None, js
         n, t, p50 = _through(clip, Path(tmp) / "full.mp4", detector, redactor, cfg.video)
         results["full pipeline"] = {"frames": n, "seconds": t, "fps": n / t, "detect_p50_ms": p50}
     floor = results["decode+encode"]["fps"]
-    print(f"veil {__version__}, onnxruntime {onnxruntime.__version__}, {platform.machine()}, "
-          f"{width}x{height}, detector {cfg.detector.backend} max_side={cfg.detector.max_side} "
-          f"max_downscale={cfg.detector.max_downscale:g}, "
-          f"x264 {cfg.video.preset}")
+    print(
+        f"veil {__version__}, onnxruntime {onnxruntime.__version__}, {platform.machine()}, "
+        f"{width}x{height}, detector {cfg.detector.backend} max_side={cfg.detector.max_side} "
+        f"max_downscale={cfg.detector.max_downscale:g}, "
+        f"x264 {cfg.video.preset}"
+    )
     print(f"{'stage':<16}{'frames/s':>10}{'vs decode+encode':>18}")
     for name, r in results.items():
         print(f"{name:<16}{r['fps']:>10.1f}{r['fps'] / floor:>18.2f}")

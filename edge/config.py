@@ -71,9 +71,9 @@ class RedactConfig(_Closed):
 
 class VideoConfig(_Closed):
     crf: int = Field(20, ge=0, le=40, description="x264 quality; lower is better and larger")
-    preset: Literal[
-        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"
-    ] = Field("veryfast", description="x264 speed preset")
+    preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"] = (
+        Field("veryfast", description="x264 speed preset")
+    )
 
 
 class Config(_Closed):

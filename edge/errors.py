@@ -1,13 +1,13 @@
 """One error hierarchy for Veil; each branch states its policy.
 
-    VeilError                 exit 1 unless a subclass says otherwise
-    ├── UsageError            exit 2: bad arguments or paths; nothing was started
-    │   └── ConfigError       exit 2: a config file that does not validate
-    ├── ModelError            exit 1: a model is missing or fails its pinned SHA-256; never loaded
-    ├── MediaError            exit 1: an input that cannot be decoded; that input yields no output
-    ├── OutputError           exit 1: an output that cannot be written; partial files are removed
-    └── DetectorError         never reaches the user: the frame it concerns is fully obscured
-                              (fail closed) and counted
+VeilError                 exit 1 unless a subclass says otherwise
+├── UsageError            exit 2: bad arguments or paths; nothing was started
+│   └── ConfigError       exit 2: a config file that does not validate
+├── ModelError            exit 1: a model is missing or fails its pinned SHA-256; never loaded
+├── MediaError            exit 1: an input that cannot be decoded; that input yields no output
+├── OutputError           exit 1: an output that cannot be written; partial files are removed
+└── DetectorError         never reaches the user: the frame it concerns is fully obscured
+                          (fail closed) and counted
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The two frame types. Sinks accept only `RedactedFrame`, and only the redaction stage can make one.
+"""The two frame types. Sinks accept only `RedactedFrame`; only the redaction stage makes one.
 
 `RedactedFrame.__init__` demands a capability object, `REDACTION_STAGE`, that only `edge.redact`
 may import (tests/test_architecture.py enforces that with an AST scan). A frame that did not go

@@ -42,7 +42,9 @@ class RunReport:
     seconds: float = 0.0
 
     def detect_ms_percentile(self, q: float) -> float:
-        return float(np.percentile(np.fromiter(self.detect_ms, float), q)) if self.detect_ms else 0.0
+        return (
+            float(np.percentile(np.fromiter(self.detect_ms, float), q)) if self.detect_ms else 0.0
+        )
 
 
 class _Done:
@@ -89,7 +91,9 @@ def video_sink_for(source: VideoFileSource, path: Path, cfg: VideoConfig) -> Vid
     )
 
 
-def process_frame(detector: FaceDetector, redactor: Redactor, raw: RawFrame, report: RunReport) -> RedactedFrame:
+def process_frame(
+    detector: FaceDetector, redactor: Redactor, raw: RawFrame, report: RunReport
+) -> RedactedFrame:
     """Detect and redact one frame; any failure obscures the whole frame (fail closed)."""
     start = time.perf_counter()
     try:

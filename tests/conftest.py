@@ -53,7 +53,9 @@ def group_scene(astronaut: np.ndarray) -> Scene:
     import skimage.data
 
     canvas = cv2.resize(
-        cv2.cvtColor(skimage.data.coffee(), cv2.COLOR_RGB2BGR), (1280, 720), interpolation=cv2.INTER_AREA
+        cv2.cvtColor(skimage.data.coffee(), cv2.COLOR_RGB2BGR),
+        (1280, 720),
+        interpolation=cv2.INTER_AREA,
     )
     fx, fy, fw, fh = ASTRONAUT_FACE
     cut = astronaut[0:330, 100:360]

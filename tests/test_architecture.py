@@ -112,7 +112,11 @@ def test_sinks_never_import_capture_or_detect() -> None:
     leaks = {
         name: sorted(bad)
         for name, path in sinks
-        if (bad := forbidden_imports(path.read_text(encoding="utf-8"), name, is_package=_is_package(path)))
+        if (
+            bad := forbidden_imports(
+                path.read_text(encoding="utf-8"), name, is_package=_is_package(path)
+            )
+        )
     }
     assert leaks == {}
 
@@ -185,7 +189,8 @@ def test_only_the_redaction_stage_references_the_capability() -> None:
     assert users == {}
     # And the redaction stage does hold it (otherwise the scan above would be checking nothing).
     assert any(
-        references(p.read_text(encoding="utf-8"), "REDACTION_STAGE") for _, p in _modules(EDGE / "redact")
+        references(p.read_text(encoding="utf-8"), "REDACTION_STAGE")
+        for _, p in _modules(EDGE / "redact")
     )
 
 
@@ -232,7 +237,9 @@ def test_every_exported_sink_is_covered() -> None:
     [lambda: RawFrame(_pixels(), 0, 0, Fraction(1, 30)), _pixels],
     ids=["RawFrame", "ndarray"],
 )
-def test_sink_rejects_unredacted_frames(sink_type: type, bad: Callable[[], object], tmp_path: Path) -> None:
+def test_sink_rejects_unredacted_frames(
+    sink_type: type, bad: Callable[[], object], tmp_path: Path
+) -> None:
     name, make = SINKS[sink_type]
     sink = make(tmp_path / name)
     with pytest.raises(TypeError, match="RedactedFrame"):
@@ -390,7 +397,9 @@ def test_manifest_allows_only_face_detection() -> None:
     # No model file sits in the folder without a manifest entry.
     listed = {entry["file"] for entry in models.values()}
     on_disk = {
-        p.name for p in (ROOT / "models").iterdir() if p.is_file() and re.search(r"\.(onnx|tflite|pt|pth|bin)$", p.name)
+        p.name
+        for p in (ROOT / "models").iterdir()
+        if p.is_file() and re.search(r"\.(onnx|tflite|pt|pth|bin)$", p.name)
     }
     assert on_disk <= listed
 

@@ -27,12 +27,15 @@ class Media:
 
 
 @pytest.fixture(scope="module")
-def media(sample_clip: Clip, astronaut: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> Media:
+def media(
+    sample_clip: Clip, astronaut: np.ndarray, tmp_path_factory: pytest.TempPathFactory
+) -> Media:
     root = tmp_path_factory.mktemp("media")
     faststart = root / "faststart.mp4"
-    with av.open(str(sample_clip.path)) as src, av.open(
-        str(faststart), "w", format="mp4", options={"movflags": "+faststart"}
-    ) as dst:
+    with (
+        av.open(str(sample_clip.path)) as src,
+        av.open(str(faststart), "w", format="mp4", options={"movflags": "+faststart"}) as dst,
+    ):
         out = dst.add_stream_from_template(src.streams.video[0])
         for packet in src.demux(src.streams.video[0]):
             if packet.dts is None:  # the demuxer's final flush packet
@@ -154,7 +157,14 @@ def unknown_subcommand(tmp: Path, m: Media) -> tuple[Args, Path]:
 def _with_config(text: str) -> Builder:
     def build(tmp: Path, m: Media) -> tuple[Args, Path]:
         src = _copy(m.face_png, tmp / "face.png")
-        return ["redact", src, "-o", tmp / "out.png", "--config", _config(tmp, text)], tmp / "out.png"
+        return [
+            "redact",
+            src,
+            "-o",
+            tmp / "out.png",
+            "--config",
+            _config(tmp, text),
+        ], tmp / "out.png"
 
     return build
 

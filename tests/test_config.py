@@ -18,7 +18,9 @@ def test_every_shipped_profile_validates(path: Path) -> None:
 
 
 def test_the_recorded_profile_spells_out_the_defaults() -> None:
-    assert load_config(Path(__file__).resolve().parents[1] / "configs" / "recorded.toml") == Config()
+    assert (
+        load_config(Path(__file__).resolve().parents[1] / "configs" / "recorded.toml") == Config()
+    )
 
 
 @pytest.mark.parametrize(
@@ -34,7 +36,9 @@ def test_the_recorded_profile_spells_out_the_defaults() -> None:
         ('[detector]\nbackend = "recognizer"\n', "detector.backend"),
     ],
 )
-def test_values_that_would_weaken_redaction_are_refused(tmp_path: Path, text: str, where: str) -> None:
+def test_values_that_would_weaken_redaction_are_refused(
+    tmp_path: Path, text: str, where: str
+) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(text)
     with pytest.raises(ConfigError) as err:

@@ -6,11 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.detect import Detections, build_detector
-from edge.config import DetectorConfig
-from edge.detect.centerface import CenterFace, decode, nms
-
 from conftest import ASTRONAUT_FACE, Scene
+from edge.config import DetectorConfig
+from edge.detect import Detections, build_detector
+from edge.detect.centerface import CenterFace, decode, nms
 
 
 def iou(box_xyxy: np.ndarray, face: tuple[float, float, float, float]) -> float:
@@ -35,7 +34,9 @@ def test_finds_the_astronaut_face(detector: CenterFace, astronaut: np.ndarray) -
     assert found.scores.max() > 0.8
 
 
-def test_finds_every_face_of_a_group_at_five_sizes(detector: CenterFace, group_scene: Scene) -> None:
+def test_finds_every_face_of_a_group_at_five_sizes(
+    detector: CenterFace, group_scene: Scene
+) -> None:
     found = detector.detect(group_scene.image)
     for face in group_scene.faces:
         assert max(iou(b, face) for b in found.xyxy) > 0.4, f"missed face {face}"

@@ -9,14 +9,16 @@ import av
 import cv2
 import pytest
 
+from conftest import EVAL_DEV, veil
 from edge.evaluate.evalset import EvalSet, load_evalset
 from edge.evaluate.protection import is_protected
 
-from conftest import EVAL_DEV, veil
-
 pytestmark = [
     pytest.mark.evalset,
-    pytest.mark.skipif(not (EVAL_DEV / "annotations.json").is_file(), reason=f"evaluation set not present at {EVAL_DEV}"),
+    pytest.mark.skipif(
+        not (EVAL_DEV / "annotations.json").is_file(),
+        reason=f"evaluation set not present at {EVAL_DEV}",
+    ),
 ]
 
 MIN_FACE_PX = 20
@@ -36,7 +38,9 @@ def redacted_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_images_faces_of_20px_and_more_are_protected(evalset: EvalSet, redacted_images: Path) -> None:
+def test_images_faces_of_20px_and_more_are_protected(
+    evalset: EvalSet, redacted_images: Path
+) -> None:
     protected = total = 0
     misses = []
     for item in evalset.images:

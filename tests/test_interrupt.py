@@ -21,7 +21,9 @@ def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 130), (signal.SIGINT, 130)])
-def test_a_stopped_run_leaves_no_partial_output(long_clip: Path, tmp_path: Path, sig: int, code: int) -> None:
+def test_a_stopped_run_leaves_no_partial_output(
+    long_clip: Path, tmp_path: Path, sig: int, code: int
+) -> None:
     out = tmp_path / "out.mp4"
     proc = subprocess.Popen(
         [sys.executable, "-m", "edge", "redact", str(long_clip), "-o", str(out)],

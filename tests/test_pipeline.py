@@ -13,6 +13,7 @@ import av
 import numpy as np
 import pytest
 
+from conftest import Clip, veil
 from edge.capture import VideoFileSource
 from edge.cli.main import main
 from edge.config import Config, DetectorConfig
@@ -22,8 +23,6 @@ from edge.frames import Pixels
 from edge.pipeline import run, video_sink_for
 from edge.redact import Redactor
 from edge.sample import write_sample
-
-from conftest import Clip, veil
 
 
 def decoded(path: Path) -> Iterator[np.ndarray]:
@@ -77,7 +76,7 @@ def test_cli_redacts_the_sample_clip_frame_for_frame(sample_clip: Clip, tmp_path
     frames_in, frames_out = list(decoded(sample_clip.path)), list(decoded(out))
     assert len(frames_out) == len(frames_in) == len(sample_clip.truth)
     leaks = []
-    for k, (before, after) in enumerate(zip(frames_in, frames_out)):
+    for k, (before, after) in enumerate(zip(frames_in, frames_out, strict=True)):
         for face in sample_clip.truth[k]:
             if kept_detail(before, after, face) >= 0.4:
                 leaks.append((k, face))
@@ -97,7 +96,7 @@ def test_detector_failures_fail_closed(sample_clip: Clip, tmp_path: Path) -> Non
     assert report.frames_in == report.frames_out == n  # type: ignore[attr-defined]
     assert report.obscured == len(failed)  # type: ignore[attr-defined]
     assert report.failures == {"detector: RuntimeError": len(failed)}  # type: ignore[attr-defined]
-    for k, (before, after) in enumerate(zip(decoded(sample_clip.path), decoded(out))):
+    for k, (before, after) in enumerate(zip(decoded(sample_clip.path), decoded(out), strict=True)):
         if k in failed:
             # Fully obscured: a flat frame (within codec noise), nothing of the picture.
             assert after.std() < 2.0, k
@@ -114,7 +113,9 @@ def test_unusable_detections_fail_closed(sample_clip: Clip, tmp_path: Path) -> N
     assert all(frame.std() < 2.0 for frame in decoded(out))
 
 
-def test_cli_reports_fail_closed_frames(sample_clip: Clip, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_reports_fail_closed_frames(
+    sample_clip: Clip, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     flaky = FlakyDetector(every=10)
     with patch.dict(DETECTORS, {"centerface": lambda cfg: flaky}):
         code = main(["redact", str(sample_clip.path), "-o", str(tmp_path / "o.mp4")])

@@ -5,14 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import ASTRONAUT_FACE, Scene
 from edge.config import RedactConfig
 from edge.detect import Detections
 from edge.evaluate.protection import is_protected, kept_detail
 from edge.frames import RawFrame, RedactedFrame
 from edge.redact import METHODS, Redactor
 from edge.redact.shapes import coverage_mask
-
-from conftest import ASTRONAUT_FACE, Scene
 
 
 def faces_of(boxes: list[tuple[float, float, float, float]]) -> Detections:

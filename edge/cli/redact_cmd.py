@@ -57,9 +57,7 @@ class Runner:
 
 
 def _summary(job: Job, report: RunReport) -> str:
-    text = (
-        f"{job.src} -> {job.dst}: {report.frames_out} frame(s), {report.faces} face(s) redacted"
-    )
+    text = f"{job.src} -> {job.dst}: {report.frames_out} frame(s), {report.faces} face(s) redacted"
     if job.kind == "video":
         fps = report.frames_out / report.seconds if report.seconds else 0.0
         text += f", {fps:.1f} frames/s, audio and metadata dropped"
@@ -86,6 +84,9 @@ def redact_command(src: Path, dst: Path | None, config: Path | None, overwrite: 
             continue
         print(_summary(job, report), file=sys.stderr)
     if failed:
-        print(f"veil: error: {failed} of {len(jobs)} input(s) failed; the others were written", file=sys.stderr)
+        print(
+            f"veil: error: {failed} of {len(jobs)} input(s) failed; the others were written",
+            file=sys.stderr,
+        )
         return 1
     return 0

@@ -60,7 +60,9 @@ class CenterFace:
         in_h, in_w = self.input_size(height, width)
         interpolation = cv2.INTER_AREA if in_w < width else cv2.INTER_LINEAR
         # blobFromImage resizes, swaps BGR to RGB and lays out NCHW float32 in one pass.
-        blob = cv2.dnn.blobFromImage(cv2.resize(image, (in_w, in_h), interpolation=interpolation), 1.0, swapRB=True)
+        blob = cv2.dnn.blobFromImage(
+            cv2.resize(image, (in_w, in_h), interpolation=interpolation), 1.0, swapRB=True
+        )
         heat, log_size, offset = self._session.run(["heatmap", "scale", "offset"], {"image": blob})
         found = decode(heat[0, 0], log_size[0], offset[0], self.threshold)
         if len(found) == 0:

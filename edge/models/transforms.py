@@ -66,7 +66,7 @@ def _centerface_boxes(original: bytes) -> bytes:
             if inp == "input.1":
                 node.input[k] = "image"
     dims = image.type.tensor_type.shape.dim
-    for dim, symbol in zip(dims, ("batch", "channels", "height", "width")):
+    for dim, symbol in zip(dims, ("batch", "channels", "height", "width"), strict=True):
         if symbol == "channels":
             continue
         dim.ClearField("dim_value")
@@ -106,7 +106,7 @@ def _check_same_outputs(original: bytes, rewritten: bytes) -> None:
     new = ort.InferenceSession(rewritten, opts, providers=["CPUExecutionProvider"])
     old_out = old.run(list(_CENTERFACE_OUTPUTS), {"input.1": x})
     new_out = new.run(list(_CENTERFACE_OUTPUTS.values()), {"image": x})
-    for name, a, b in zip(_CENTERFACE_OUTPUTS.values(), old_out, new_out):
+    for name, a, b in zip(_CENTERFACE_OUTPUTS.values(), old_out, new_out, strict=True):
         err = float(np.max(np.abs(a - b)))
         if err > _TOLERANCE:
             raise ModelError(f"rewritten CenterFace differs from the original on {name}: {err:g}")

@@ -73,7 +73,9 @@ class VideoFileSink:
         """The source's timestamp, shifted to start at 0; one nominal frame step past the last
         one where the source has none or would go backwards. Always strictly increasing."""
         last = self._last_pts
-        same_clock = self._source_time_base is not None and frame.time_base == self._source_time_base
+        same_clock = (
+            self._source_time_base is not None and frame.time_base == self._source_time_base
+        )
         if frame.pts is not None and same_clock:
             if self._first_pts is None:
                 self._first_pts = frame.pts
