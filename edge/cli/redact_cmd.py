@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -51,9 +52,23 @@ class Runner:
             total = 1
         detector = self.detector(job.kind)
         with tqdm(
-            total=total, unit="frame", desc=job.src.name, disable=not show_progress, leave=False
+            total=total,
+            unit="frame",
+            desc=job.src.name,
+            disable=not show_progress,
+            leave=False,
+            **_terminal_size(),
         ) as bar:
             return run(source, detector, self.redactor, sink, on_frame=lambda: bar.update())
+
+
+def _terminal_size() -> dict[str, int]:
+    # A terminal that reports no size (a serial console, a bare pty) would get no bar at all.
+    try:
+        size = os.get_terminal_size(sys.stderr.fileno())
+    except (OSError, ValueError):
+        return {"ncols": 80, "nrows": 24}
+    return {"ncols": size.columns or 80, "nrows": size.lines or 24}
 
 
 def _summary(job: Job, report: RunReport) -> str:
