@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from edge.errors import UsageError
+from edge.sinks.atomic import is_partial
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi"})
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
@@ -72,7 +73,7 @@ def _plan_folder(src: Path, dst: Path | None, overwrite: bool) -> list[Job]:
     jobs = []
     for path in sorted(p for p in src.rglob("*") if p.is_file()):
         kind = media_kind(path)
-        if kind is None:
+        if kind is None or is_partial(path):
             continue
         rel = path.relative_to(src)
         target = out_root / rel.parent / (rel.stem + (".mp4" if kind == "video" else rel.suffix))

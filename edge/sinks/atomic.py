@@ -9,12 +9,19 @@ from pathlib import Path
 
 from edge.errors import OutputError
 
+_MARK = ".veil-"
+
+
+def is_partial(path: Path) -> bool:
+    """A hidden, unfinished output, e.g. of a run killed by a power cut: never an input."""
+    return path.name.startswith(".") and _MARK in path.name and ".partial" in path.name
+
 
 class AtomicFile:
     def __init__(self, final: Path) -> None:
         self.final = final
         suffix = final.suffix
-        self.temp = final.with_name(f".{final.stem}.veil-{secrets.token_hex(4)}.partial{suffix}")
+        self.temp = final.with_name(f".{final.stem}{_MARK}{secrets.token_hex(4)}.partial{suffix}")
         blocker = next((p for p in final.parents if p.exists() and not p.is_dir()), None)
         if blocker is not None:
             raise OutputError(f"cannot write {final}: {blocker} is a file, not a folder")

@@ -1,0 +1,40 @@
+"""Planning what to redact and where: the rules that keep originals safe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from edge.errors import UsageError
+from edge.media import plan
+
+
+def test_a_folder_is_mirrored_and_leftovers_of_killed_runs_are_not_inputs(tmp_path: Path) -> None:
+    src = tmp_path / "card"
+    (src / "day1").mkdir(parents=True)
+    for name in ("a.mp4", "day1/b.JPG", "day1/c.png", "notes.txt", ".a.veil-1f2e3d4c.partial.mp4"):
+        (src / name).write_bytes(b"x")
+    jobs = plan(src, None)
+    out = tmp_path / "card.redacted"
+    assert [(j.src.relative_to(src).as_posix(), j.dst, j.kind) for j in jobs] == [
+        ("a.mp4", out / "a.mp4", "video"),
+        ("day1/b.JPG", out / "day1" / "b.JPG", "image"),
+        ("day1/c.png", out / "day1" / "c.png", "image"),
+    ]
+
+
+def test_an_output_folder_inside_the_input_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.mp4").write_bytes(b"x")
+    with pytest.raises(UsageError, match="inside the input folder"):
+        plan(tmp_path, tmp_path / "out")
+
+
+def test_single_file_default_names(tmp_path: Path) -> None:
+    (tmp_path / "clip.MOV").write_bytes(b"x")
+    (tmp_path / "photo.jpeg").write_bytes(b"x")
+    assert plan(tmp_path / "clip.MOV", None)[0].dst == tmp_path / "clip.redacted.mp4"
+    assert plan(tmp_path / "photo.jpeg", None)[0].dst == tmp_path / "photo.redacted.jpeg"
+    assert plan(tmp_path / "photo.jpeg", tmp_path / "x.jpg")[0].dst == tmp_path / "x.jpg"
+    with pytest.raises(UsageError, match="keeps its format"):
+        plan(tmp_path / "photo.jpeg", tmp_path / "x.png")
