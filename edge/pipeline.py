@@ -58,10 +58,10 @@ class _Stage(Generic[T]):
     """A bounded hand-over between threads that gives up when the run is stopping."""
 
     def __init__(self, stop: threading.Event) -> None:
-        self._q: queue.Queue[T | _Done | BaseException] = queue.Queue(maxsize=_QUEUE_DEPTH)
+        self._q: queue.Queue[T | _Done] = queue.Queue(maxsize=_QUEUE_DEPTH)
         self._stop = stop
 
-    def put(self, item: T | _Done | BaseException) -> bool:
+    def put(self, item: T | _Done) -> bool:
         while not self._stop.is_set():
             try:
                 self._q.put(item, timeout=0.1)
@@ -70,7 +70,7 @@ class _Stage(Generic[T]):
                 continue
         return False
 
-    def get(self) -> T | _Done | BaseException:
+    def get(self) -> T | _Done:
         while True:
             try:
                 return self._q.get(timeout=0.1)
@@ -124,7 +124,7 @@ def run(
     """Redact every frame of `source` into `sink`. On any error the sink's output is discarded."""
     report = RunReport()
     stop = threading.Event()
-    decoded: _Stage[RawFrame] = _Stage(stop)
+    decoded: _Stage[RawFrame | BaseException] = _Stage(stop)  # a decode error ends the run
     redacted: _Stage[RedactedFrame] = _Stage(stop)
     errors: list[BaseException] = []
     started = time.perf_counter()
@@ -141,8 +141,6 @@ def run(
     def write() -> None:
         try:
             while not isinstance(item := redacted.get(), _Done):
-                if isinstance(item, BaseException):
-                    return
                 sink.write(item)
                 report.frames_out += 1
                 if on_frame is not None:
