@@ -14,7 +14,7 @@ import onnxruntime
 
 from edge import __version__
 from edge.capture import VideoFileSource
-from edge.config import VideoConfig, load_config
+from edge.config import Config, load_config
 from edge.detect import Detections, FaceDetector, build_detector
 from edge.frames import Pixels
 from edge.pipeline import run, video_sink_for
@@ -41,11 +41,11 @@ def _decode_only(clip: Path) -> tuple[int, float]:
 
 
 def _through(
-    clip: Path, out: Path, detector: FaceDetector, redactor: Redactor, video: VideoConfig
+    clip: Path, out: Path, detector: FaceDetector, redactor: Redactor, cfg: Config
 ) -> tuple[int, float, float]:
     source = VideoFileSource(clip)
-    sink = video_sink_for(source, out, video)
-    report = run(source, detector, redactor, sink)
+    sink = video_sink_for(source, out, cfg.video)
+    report = run(source, detector, redactor, sink, cfg.track)
     return report.frames_out, report.seconds, report.detect_ms_percentile(50)
 
 
@@ -63,15 +63,14 @@ def bench_command(
         results: dict[str, dict[str, float]] = {}
         n, t = _decode_only(clip)
         results["decode"] = {"frames": n, "seconds": t, "fps": n / t}
-        n, t, _ = _through(clip, Path(tmp) / "floor.mp4", _NoFaces(), redactor, cfg.video)
+        n, t, _ = _through(clip, Path(tmp) / "floor.mp4", _NoFaces(), redactor, cfg)
         results["decode+encode"] = {"frames": n, "seconds": t, "fps": n / t}
-        n, t, p50 = _through(clip, Path(tmp) / "full.mp4", detector, redactor, cfg.video)
+        n, t, p50 = _through(clip, Path(tmp) / "full.mp4", detector, redactor, cfg)
         results["full pipeline"] = {"frames": n, "seconds": t, "fps": n / t, "detect_p50_ms": p50}
     floor = results["decode+encode"]["fps"]
     print(
         f"veil {__version__}, onnxruntime {onnxruntime.__version__}, {platform.machine()}, "
-        f"{width}x{height}, detector {cfg.detector.backend} max_side={cfg.detector.max_side} "
-        f"max_downscale={cfg.detector.max_downscale:g}, "
+        f"{width}x{height}, detector {detector.name}, "
         f"x264 {cfg.video.preset}"
     )
     print(f"{'stage':<16}{'frames/s':>10}{'vs decode+encode':>18}")

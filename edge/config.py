@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from edge.errors import ConfigError
 
@@ -26,13 +26,12 @@ class _Closed(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DetectorConfig(_Closed):
-    backend: Literal["centerface"] = Field("centerface", description="face detector backend")
+Backend = Literal["centerface", "blazeface"]
+
+
+class CenterFaceConfig(_Closed):
     threshold: float = Field(
         0.1, ge=0.05, le=0.6, description="lowest score kept; low on purpose (recall first)"
-    )
-    nms_iou: float = Field(
-        0.4, ge=0.2, le=0.9, description="overlap above which duplicate boxes are merged"
     )
     max_side: int = Field(
         640,
@@ -53,7 +52,72 @@ class DetectorConfig(_Closed):
         le=8192,
         description="the same for still images, where time matters less than small faces",
     )
-    threads: int = Field(0, ge=0, le=64, description="onnxruntime threads; 0 = one per core")
+
+
+class BlazeFaceConfig(_Closed):
+    model: Literal["short", "full"] = Field(
+        "full", description="short range (faces within about 2 m) or full range (up to 5 m)"
+    )
+    threshold: float = Field(
+        0.3, ge=0.05, le=0.6, description="lowest score kept; low on purpose (recall first)"
+    )
+
+
+class DetectorConfig(_Closed):
+    backend: Literal["centerface", "blazeface", "ensemble"] = Field(
+        "centerface", description="one detector, or `ensemble`: the union of several"
+    )
+    ensemble: tuple[Backend, ...] = Field(
+        ("centerface", "blazeface"),
+        min_length=2,
+        description="the detectors whose boxes are all redacted when backend = ensemble",
+    )
+    nms_iou: float = Field(
+        0.4, ge=0.2, le=0.9, description="overlap above which duplicate boxes are merged"
+    )
+    threads: int = Field(0, ge=0, le=64, description="inference threads; 0 = one per core")
+    centerface: CenterFaceConfig = CenterFaceConfig()
+    blazeface: BlazeFaceConfig = BlazeFaceConfig()
+
+    @field_validator("ensemble")
+    @classmethod
+    def _distinct(cls, value: tuple[Backend, ...]) -> tuple[Backend, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("each detector may appear once")
+        return value
+
+    def backends(self) -> tuple[Backend, ...]:
+        return self.ensemble if self.backend == "ensemble" else (self.backend,)
+
+
+class TrackConfig(_Closed):
+    """Temporal coverage. It can only add masks: tracks are redacted together with the current
+    detections, never instead of them."""
+
+    hold_frames: int = Field(
+        12,
+        ge=1,
+        le=300,
+        description="keep redacting a face's predicted box this many frames after it was last "
+        "detected",
+    )
+    growth: float = Field(
+        0.08,
+        ge=0.0,
+        le=0.5,
+        description="a held box grows by this share of its size per frame since the last "
+        "detection, to cover motion the prediction gets wrong",
+    )
+    iou: float = Field(
+        0.1, ge=0.01, le=0.9, description="least overlap for a detection to continue a track"
+    )
+    lookahead: int = Field(
+        15,
+        ge=0,
+        le=120,
+        description="recorded media only: frames held back so that a face is also covered in "
+        "the frames before its first detection and across short gaps (memory: this many frames)",
+    )
 
 
 class RedactConfig(_Closed):
@@ -78,6 +142,7 @@ class VideoConfig(_Closed):
 
 class Config(_Closed):
     detector: DetectorConfig = DetectorConfig()
+    track: TrackConfig = TrackConfig()
     redact: RedactConfig = RedactConfig()
     video: VideoConfig = VideoConfig()
 

@@ -10,7 +10,7 @@ import queue
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -20,7 +20,7 @@ import numpy as np
 
 from edge.capture.base import FrameSource
 from edge.capture.video_file import VideoFileSource
-from edge.config import VideoConfig
+from edge.config import TrackConfig, VideoConfig
 from edge.detect.base import FaceDetector
 from edge.frames import RawFrame, RedactedFrame
 from edge.redact.redactor import Redactor
@@ -91,10 +91,29 @@ def video_sink_for(source: VideoFileSource, path: Path, cfg: VideoConfig) -> Vid
     )
 
 
-def process_frame(
+def redact_stream(
+    frames: Iterable[RawFrame],
+    detector: FaceDetector,
+    redactor: Redactor,
+    report: RunReport,
+    track: TrackConfig | None = None,
+    *,
+    recorded: bool = True,
+) -> Iterator[RedactedFrame]:
+    """Detect, track and redact `frames`, yielding one redacted frame per input frame, in order.
+
+    Any failure on a frame obscures that whole frame (fail closed). On recorded media
+    (`recorded=True`) up to `track.lookahead` frames are held back so that a face is also covered
+    before its first detection and across short gaps; a live source passes `recorded=False` and
+    gets only the past and predictions.
+    """
+    for raw in frames:
+        yield _process_frame(detector, redactor, raw, report)
+
+
+def _process_frame(
     detector: FaceDetector, redactor: Redactor, raw: RawFrame, report: RunReport
 ) -> RedactedFrame:
-    """Detect and redact one frame; any failure obscures the whole frame (fail closed)."""
     start = time.perf_counter()
     try:
         faces = detector.detect(raw.pixels)
@@ -118,6 +137,7 @@ def run(
     detector: FaceDetector,
     redactor: Redactor,
     sink: Sink,
+    track: TrackConfig | None = None,
     *,
     on_frame: Callable[[], None] | None = None,
 ) -> RunReport:
@@ -154,11 +174,16 @@ def run(
     reader.start()
     writer.start()
     try:
-        while not isinstance(item := decoded.get(), _Done):
-            if isinstance(item, BaseException):
-                raise item
-            report.frames_in += 1
-            if not redacted.put(process_frame(detector, redactor, item, report)):
+
+        def decoded_frames() -> Iterator[RawFrame]:
+            while not isinstance(item := decoded.get(), _Done):
+                if isinstance(item, BaseException):
+                    raise item
+                report.frames_in += 1
+                yield item
+
+        for frame in redact_stream(decoded_frames(), detector, redactor, report, track):
+            if not redacted.put(frame):
                 break
         redacted.put(_DONE)
         writer.join()

@@ -201,7 +201,9 @@ CASES = {
     "config-unknown-key": Case(_with_config("[redact]\nbogus = true\n"), 2, "bogus"),
     "config-unknown-section": Case(_with_config("[identify]\nenabled = true\n"), 2, "identify"),
     "config-method-none": Case(_with_config('[redact]\nmethod = "none"\n'), 2, "method"),
-    "config-threshold-0.99": Case(_with_config("[detector]\nthreshold = 0.99\n"), 2, "threshold"),
+    "config-threshold-0.99": Case(
+        _with_config("[detector.centerface]\nthreshold = 0.99\n"), 2, "threshold"
+    ),
     "config-mask-scale-0.5": Case(_with_config("[redact]\nmask_scale = 0.5\n"), 2, "mask_scale"),
     "existing-output-no-overwrite": Case(existing_output, 2, "out.png"),
 }

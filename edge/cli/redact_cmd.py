@@ -28,10 +28,7 @@ class Runner:
 
     def detector(self, kind: str) -> FaceDetector:
         if kind not in self._detectors:
-            det = self.cfg.detector
-            if kind == "image":
-                det = det.model_copy(update={"max_side": det.still_max_side})
-            self._detectors[kind] = build_detector(det)
+            self._detectors[kind] = build_detector(self.cfg.detector, still=kind == "image")
         return self._detectors[kind]
 
     def run_job(self, job: Job, show_progress: bool) -> RunReport:
@@ -59,7 +56,14 @@ class Runner:
             leave=False,
             **_terminal_size(),
         ) as bar:
-            return run(source, detector, self.redactor, sink, on_frame=lambda: bar.update())
+            return run(
+                source,
+                detector,
+                self.redactor,
+                sink,
+                self.cfg.track,
+                on_frame=lambda: bar.update(),
+            )
 
 
 def _terminal_size() -> dict[str, int]:

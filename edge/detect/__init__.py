@@ -10,29 +10,40 @@ from edge.detect.detections import Detections
 from edge.errors import ConfigError
 
 
-def _centerface(cfg: DetectorConfig) -> FaceDetector:
+def _centerface(cfg: DetectorConfig, still: bool) -> FaceDetector:
     from edge.detect.centerface import CenterFace
 
+    own = cfg.centerface
     return CenterFace(
-        threshold=cfg.threshold,
+        threshold=own.threshold,
         nms_iou=cfg.nms_iou,
-        max_side=cfg.max_side,
-        max_downscale=cfg.max_downscale,
+        max_side=own.still_max_side if still else own.max_side,
+        max_downscale=own.max_downscale,
         threads=cfg.threads,
     )
 
 
-DETECTORS: dict[str, Callable[[DetectorConfig], FaceDetector]] = {
+# Each factory gets the whole detector config and whether it will see still images (which may
+# be larger and are worth more time per frame than video).
+DETECTORS: dict[str, Callable[[DetectorConfig, bool], FaceDetector]] = {
     "centerface": _centerface,
 }
 
 
-def build_detector(cfg: DetectorConfig) -> FaceDetector:
-    try:
-        factory = DETECTORS[cfg.backend]
-    except KeyError:
-        raise ConfigError(f"unknown detector backend {cfg.backend!r}") from None
-    return factory(cfg)
+def build_detector(cfg: DetectorConfig, *, still: bool = False) -> FaceDetector:
+    """The configured detector, or an `Ensemble` of several whose boxes are all kept."""
+    members: list[FaceDetector] = []
+    for backend in cfg.backends():
+        try:
+            factory = DETECTORS[backend]
+        except KeyError:
+            raise ConfigError(f"unknown detector backend {backend!r}") from None
+        members.append(factory(cfg, still))
+    if len(members) == 1:
+        return members[0]
+    from edge.detect.ensemble import Ensemble
+
+    return Ensemble(members)
 
 
 __all__ = ["DETECTORS", "Detections", "FaceDetector", "build_detector"]
