@@ -22,7 +22,10 @@ class ImageItem(_Open):
     exhaustive: bool = True
     faces: list[Box]
     ignore: list[Box] = []
-    face_attrs: list[dict[str, int]] | None = None
+    face_attrs: list[dict[str, int | str | None]] | None = None
+    subset: str = ""
+    # Demographic labels of the one labelled face (groups sets only); see groups/dev/README.md.
+    labels: dict[str, str | int | float | bool | None] | None = None
 
 
 class FrameItem(_Open):
@@ -43,7 +46,7 @@ class VideoItem(_Open):
 
 
 class EvalSet(_Open):
-    format: str
+    format: str = "faceblur-eval/1"  # the groups sets omit it; their records are compatible
     images: list[ImageItem] = []
     videos: list[VideoItem] = []
 
