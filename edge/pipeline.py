@@ -22,10 +22,13 @@ from edge.capture.base import FrameSource
 from edge.capture.video_file import VideoFileSource
 from edge.config import TrackConfig, VideoConfig
 from edge.detect.base import FaceDetector
+from edge.detect.detections import Detections
 from edge.frames import RawFrame, RedactedFrame
 from edge.redact.redactor import Redactor
 from edge.sinks.base import Sink
 from edge.sinks.video_file import VideoFileSink
+from edge.track import Coverage, Lookahead, Tracker
+from edge.track.lookahead import Held
 
 _QUEUE_DEPTH = 4
 T = TypeVar("T")
@@ -102,34 +105,49 @@ def redact_stream(
 ) -> Iterator[RedactedFrame]:
     """Detect, track and redact `frames`, yielding one redacted frame per input frame, in order.
 
-    Any failure on a frame obscures that whole frame (fail closed). On recorded media
-    (`recorded=True`) up to `track.lookahead` frames are held back so that a face is also covered
-    before its first detection and across short gaps; a live source passes `recorded=False` and
-    gets only the past and predictions.
+    Each frame gets its own detections plus the tracker's held predictions (the union: tracking
+    only ever adds masks). On recorded media (`recorded=True`) up to `track.lookahead` frames are
+    held back, so a face is also covered on the frames before its first detection and across
+    short gaps; a live source passes `recorded=False` and gets only the past and predictions.
+    Any failure on a frame obscures that whole frame (fail closed).
     """
+    cfg = track or TrackConfig()
+    window = cfg.lookahead if recorded else 0
+    tracker = Tracker(cfg, backfill=window)
+    held: Lookahead[RawFrame] = Lookahead(window)
     for raw in frames:
-        yield _process_frame(detector, redactor, raw, report)
+        start = time.perf_counter()
+        failed = None
+        try:
+            found = detector.detect(raw.pixels)
+        except Exception as exc:  # any detector failure: the frame cannot be vouched for
+            failed = f"detector: {type(exc).__name__}"
+            found = Detections.empty()
+        else:
+            report.detect_ms.append((time.perf_counter() - start) * 1000.0)
+        try:
+            coverage = tracker.update(found, raw.height, raw.width)
+        except Exception as exc:  # boxes the tracker cannot handle (NaN, wrong shape)
+            failed = failed or f"tracker: {type(exc).__name__}"
+            coverage = Coverage(Detections.empty())
+        for ready in held.push(raw, coverage, failed):
+            yield _redact(redactor, ready, report)
+    for ready in held.flush():
+        yield _redact(redactor, ready, report)
 
 
-def _process_frame(
-    detector: FaceDetector, redactor: Redactor, raw: RawFrame, report: RunReport
-) -> RedactedFrame:
-    start = time.perf_counter()
-    try:
-        faces = detector.detect(raw.pixels)
-    except Exception as exc:  # any detector failure: the frame cannot be vouched for
-        report.failures[f"detector: {type(exc).__name__}"] += 1
-        report.obscured += 1
-        return redactor.obscure(raw)
-    report.detect_ms.append((time.perf_counter() - start) * 1000.0)
-    try:
-        frame = redactor.redact(raw, faces)
-    except Exception as exc:  # a half-redacted frame must not survive
-        report.failures[f"redactor: {type(exc).__name__}"] += 1
-        report.obscured += 1
-        return redactor.obscure(raw)
-    report.faces += frame.faces
-    return frame
+def _redact(redactor: Redactor, held: Held[RawFrame], report: RunReport) -> RedactedFrame:
+    if held.failed is None:
+        try:
+            frame = redactor.redact(held.item, held.faces())
+        except Exception as exc:  # a half-redacted frame must not survive
+            held.failed = f"redactor: {type(exc).__name__}"
+        else:
+            report.faces += frame.faces
+            return frame
+    report.failures[held.failed] += 1
+    report.obscured += 1
+    return redactor.obscure(held.item)
 
 
 def run(

@@ -1,0 +1,56 @@
+"""Hold recorded frames back by K so that later findings can still be drawn on them.
+
+Memory is bounded: at most K frames (and their boxes) are held at once.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import numpy as np
+
+from edge.detect.detections import Detections
+from edge.track.tracker import Coverage
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Held(Generic[T]):
+    """A frame waiting to be redacted, with every box gathered for it so far."""
+
+    item: T
+    boxes: list[Detections] = field(default_factory=list)
+    failed: str | None = None  # why the frame cannot be vouched for, if it cannot
+
+    def faces(self) -> Detections:
+        if not self.boxes:
+            return Detections.empty()
+        return Detections(
+            np.concatenate([d.xyxy for d in self.boxes]),
+            np.concatenate([d.scores for d in self.boxes]),
+        )
+
+
+class Lookahead(Generic[T]):
+    def __init__(self, frames: int) -> None:
+        if frames < 0:
+            raise ValueError("lookahead must be >= 0")
+        self.frames = frames
+        self._held: deque[Held[T]] = deque()
+
+    def push(self, item: T, coverage: Coverage, failed: str | None = None) -> Iterator[Held[T]]:
+        """Add a frame and its coverage; yield the frames that leave the window, oldest first."""
+        for ago, boxes in coverage.backfill.items():
+            if ago <= len(self._held):
+                self._held[-ago].boxes.append(boxes)
+        self._held.append(Held(item, [coverage.boxes], failed))
+        while len(self._held) > self.frames:
+            yield self._held.popleft()
+
+    def flush(self) -> Iterator[Held[T]]:
+        while self._held:
+            yield self._held.popleft()
