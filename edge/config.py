@@ -52,6 +52,14 @@ class CenterFaceConfig(_Closed):
         le=8192,
         description="the same for still images, where time matters less than small faces",
     )
+    still_upscale: float = Field(
+        1.0,
+        ge=1.0,
+        le=3.0,
+        description="still images are also searched at this scale, in overlapping tiles, for "
+        "faces too small for the whole-image pass (a photo larger than still_max_side is then "
+        "searched at full resolution too)",
+    )
 
 
 class BlazeFaceConfig(_Closed):
@@ -60,6 +68,24 @@ class BlazeFaceConfig(_Closed):
     )
     threshold: float = Field(
         0.3, ge=0.05, le=0.6, description="lowest score kept; low on purpose (recall first)"
+    )
+    tiles: int = Field(
+        3,
+        ge=0,
+        le=8,
+        description="video frames: besides the whole frame (always searched), a grid of square "
+        "overlapping tiles this many columns wide, for faces too small for the whole-frame "
+        "pass; 0 = whole frame only. Each tile costs one more inference",
+    )
+    still_tiles: int = Field(
+        4, ge=0, le=12, description="the same for still images, where time matters less"
+    )
+    tile_overlap: float = Field(
+        0.25,
+        ge=0.1,
+        le=0.5,
+        description="share of a tile's side that neighbouring tiles share; a face smaller than "
+        "that lies whole inside some tile",
     )
 
 

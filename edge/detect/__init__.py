@@ -19,6 +19,21 @@ def _centerface(cfg: DetectorConfig, still: bool) -> FaceDetector:
         nms_iou=cfg.nms_iou,
         max_side=own.still_max_side if still else own.max_side,
         max_downscale=own.max_downscale,
+        fine_scale=own.still_upscale if still else None,
+        threads=cfg.threads,
+    )
+
+
+def _blazeface(cfg: DetectorConfig, still: bool) -> FaceDetector:
+    from edge.detect.blazeface import BlazeFace
+
+    own = cfg.blazeface
+    return BlazeFace(
+        model=own.model,
+        threshold=own.threshold,
+        nms_iou=cfg.nms_iou,
+        tiles=own.still_tiles if still else own.tiles,
+        tile_overlap=own.tile_overlap,
         threads=cfg.threads,
     )
 
@@ -27,6 +42,7 @@ def _centerface(cfg: DetectorConfig, still: bool) -> FaceDetector:
 # be larger and are worth more time per frame than video).
 DETECTORS: dict[str, Callable[[DetectorConfig, bool], FaceDetector]] = {
     "centerface": _centerface,
+    "blazeface": _blazeface,
 }
 
 

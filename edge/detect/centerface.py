@@ -15,12 +15,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge.detect.detections import Detections
+from edge.detect.nms import nms
+from edge.detect.tiles import tile_grid
 from edge.errors import ModelError
 from edge.frames import Pixels
 from edge.models import verified_model_bytes
 
 _STRIDE = 4
 _ALIGN = 32
+# Tiles overlap by this many model-input pixels: more than the largest face the fine pass is for.
+_TILE_OVERLAP = 96
 
 
 class CenterFace:
@@ -33,6 +37,8 @@ class CenterFace:
         nms_iou: float = 0.4,
         max_side: int = 640,
         max_downscale: float = 2.0,
+        fine_scale: float | None = None,
+        tile_side: int = 1024,
         threads: int = 0,
     ) -> None:
         if not 0.0 < threshold < 1.0:
@@ -43,21 +49,45 @@ class CenterFace:
         self.nms_iou = nms_iou
         self.max_side = max_side
         self.max_downscale = max_downscale
+        self.fine_scale = fine_scale
+        self.tile_side = tile_side
         self._session = _session(verified_model_bytes("centerface"), threads)
 
+    def scale(self, height: int, width: int) -> float:
+        """The whole-frame scale: fit `max_side`, but never shrink more than `max_downscale`."""
+        return min(1.0, max(self.max_side / max(height, width), 1.0 / self.max_downscale))
+
     def input_size(self, height: int, width: int) -> tuple[int, int]:
-        """(height, width) the model sees: the frame scaled to fit `max_side`, but never shrunk
-        more than `max_downscale`, each side rounded to the nearest multiple of 32. The aspect
-        ratio shifts by a few percent at most, which the detector tolerates, and no compute is
-        spent on padding."""
-        scale = min(1.0, max(self.max_side / max(height, width), 1.0 / self.max_downscale))
-        h = max(_ALIGN, round(height * scale / _ALIGN) * _ALIGN)
-        w = max(_ALIGN, round(width * scale / _ALIGN) * _ALIGN)
-        return h, w
+        """(height, width) the model sees for the whole frame, each side rounded to the nearest
+        multiple of 32. The aspect ratio shifts by a few percent at most, which the detector
+        tolerates, and no compute is spent on padding."""
+        scale = self.scale(height, width)
+        return _aligned(height * scale), _aligned(width * scale)
 
     def detect(self, image: Pixels) -> Detections:
+        """One pass over the whole frame; with `fine_scale` above that pass's scale, a second
+        pass at `fine_scale` in overlapping tiles, for faces too small for the first."""
         height, width = image.shape[:2]
-        in_h, in_w = self.input_size(height, width)
+        found = [self._pass(image, *self.input_size(height, width))]
+        if self.fine_scale is not None and self.fine_scale > self.scale(height, width):
+            overlap = _TILE_OVERLAP / self.fine_scale  # in image pixels
+            side = max(round(self.tile_side / self.fine_scale), round(2 * overlap) + 1)
+            for x0, y0, x1, y1 in tile_grid(height, width, side, round(overlap)):
+                fine = self.fine_scale
+                part = self._pass(
+                    image[y0:y1, x0:x1], _aligned((y1 - y0) * fine), _aligned((x1 - x0) * fine)
+                )
+                found.append(
+                    Detections(part.xyxy + np.array([x0, y0, x0, y0], np.float32), part.scores)
+                )
+        merged = Detections(
+            np.concatenate([f.xyxy for f in found]), np.concatenate([f.scores for f in found])
+        )
+        return nms(merged, self.nms_iou)
+
+    def _pass(self, image: Pixels, in_h: int, in_w: int) -> Detections:
+        """Detections in `image` pixels with the model run at (in_h, in_w)."""
+        height, width = image.shape[:2]
         interpolation = cv2.INTER_AREA if in_w < width else cv2.INTER_LINEAR
         # blobFromImage resizes, swaps BGR to RGB and lays out NCHW float32 in one pass.
         blob = cv2.dnn.blobFromImage(
@@ -70,7 +100,11 @@ class CenterFace:
         boxes = found.xyxy * np.array([width / in_w, height / in_h] * 2, dtype=np.float32)
         np.clip(boxes[:, 0::2], 0, width, out=boxes[:, 0::2])
         np.clip(boxes[:, 1::2], 0, height, out=boxes[:, 1::2])
-        return nms(Detections(boxes, found.scores), self.nms_iou)
+        return Detections(boxes, found.scores)
+
+
+def _aligned(length: float) -> int:
+    return max(_ALIGN, round(length / _ALIGN) * _ALIGN)
 
 
 def _session(model: bytes, threads: int) -> Any:
@@ -104,12 +138,3 @@ def decode(
     cx = (xs + offset[1, ys, xs] + 0.5) * _STRIDE
     xyxy = np.stack([cx - box_w / 2, cy - box_h / 2, cx + box_w / 2, cy + box_h / 2], axis=1)
     return Detections(xyxy.astype(np.float32), heat[ys, xs].astype(np.float32))
-
-
-def nms(found: Detections, iou: float) -> Detections:
-    """Merge duplicate boxes of one face, keeping the highest score."""
-    if len(found) < 2:
-        return found
-    xywh = np.concatenate([found.xyxy[:, :2], found.xyxy[:, 2:] - found.xyxy[:, :2]], axis=1)
-    keep = cv2.dnn.NMSBoxes(xywh.tolist(), found.scores.tolist(), 0.0, iou)
-    return found[np.asarray(keep, dtype=np.intp).reshape(-1)]
