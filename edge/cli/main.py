@@ -37,6 +37,25 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="replace existing outputs (never an input)"
     )
 
+    evaluate = sub.add_parser(
+        "eval", help="measure recall and over-redaction on an annotated set (faceblur-eval/1)"
+    )
+    evaluate.add_argument("set_dir", type=Path, help="folder holding annotations.json and media")
+    evaluate.add_argument("--config", type=Path, help="TOML profile to evaluate")
+    evaluate.add_argument("--json", type=Path, help="write every number here")
+    evaluate.add_argument("--chart", type=Path, help="write recall by face size here (.html)")
+    evaluate.add_argument(
+        "--no-sweep",
+        action="store_true",
+        help="labelled sets: skip re-rendering the faces at each --sizes (slow)",
+    )
+    evaluate.add_argument(
+        "--sizes", default="12,16,24,32", help="labelled sets: face sizes (px) of the sweep"
+    )
+    evaluate.add_argument(
+        "--limit", type=int, help="evaluate only the first N images and the first N videos"
+    )
+
     models = sub.add_parser("models", help="fetch or verify the pinned models")
     models_sub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
     fetch = models_sub.add_parser(
@@ -74,6 +93,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         from edge.cli.redact_cmd import redact_command
 
         return redact_command(args.input, args.output, args.config, args.overwrite)
+    if args.command == "eval":
+        from edge.cli.eval_cmd import eval_command, parse_sizes
+
+        return eval_command(
+            args.set_dir,
+            args.config,
+            args.json,
+            args.chart,
+            sweep=not args.no_sweep,
+            sizes=parse_sizes(args.sizes),
+            limit=args.limit,
+        )
     if args.command == "models":
         from edge.cli.models_cmd import models_command
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
 from edge.capture import FrameSource, ImageFileSource, VideoFileSource
+from edge.cli.progress import terminal_size
 from edge.config import Config, load_config
 from edge.detect import FaceDetector, build_detector
 from edge.errors import VeilError
@@ -54,7 +54,7 @@ class Runner:
             desc=job.src.name,
             disable=not show_progress,
             leave=False,
-            **_terminal_size(),
+            **terminal_size(),
         ) as bar:
             return run(
                 source,
@@ -64,15 +64,6 @@ class Runner:
                 self.cfg.track,
                 on_frame=lambda: bar.update(),
             )
-
-
-def _terminal_size() -> dict[str, int]:
-    # A terminal that reports no size (a serial console, a bare pty) would get no bar at all.
-    try:
-        size = os.get_terminal_size(sys.stderr.fileno())
-    except (OSError, ValueError):
-        return {"ncols": 80, "nrows": 24}
-    return {"ncols": size.columns or 80, "nrows": size.lines or 24}
 
 
 def _summary(job: Job, report: RunReport) -> str:

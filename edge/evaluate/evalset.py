@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from edge.errors import MediaError, UsageError
 
 Box = tuple[float, float, float, float]  # x, y, w, h
 
@@ -52,8 +55,31 @@ class EvalSet(_Open):
 
 
 def load_evalset(root: Path) -> EvalSet:
-    data = json.loads((root / "annotations.json").read_text(encoding="utf-8"))
-    evalset = EvalSet.model_validate(data)
+    """Read `root/annotations.json`. A folder that is not a readable set is a `UsageError`."""
+    if not root.is_dir():
+        raise UsageError(f"evaluation set {root}: not a folder")
+    path = root / "annotations.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"evaluation set {root}: no annotations.json") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path}: not valid JSON: {exc}") from None
+    try:
+        evalset = EvalSet.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UsageError(f"{path}: {where}: {first['msg']}") from None
     if evalset.format != "faceblur-eval/1":
-        raise ValueError(f"{root}: unsupported format {evalset.format!r}")
+        raise UsageError(f"{path}: unsupported format {evalset.format!r}")
     return evalset
+
+
+def check_media(root: Path, files: Iterable[str]) -> None:
+    """Fail before any work when a listed media file is missing."""
+    for file in files:
+        if not (root / file).is_file():
+            raise MediaError(f"{root / file}: listed in annotations.json, not found")

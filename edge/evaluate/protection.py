@@ -21,15 +21,25 @@ KEEP_LIMIT = 0.4
 WHOLE_ELLIPSE_BELOW = 24.0
 
 
-def _grey(image: Pixels) -> NDArray[np.float32]:
+def grey(image: Pixels) -> NDArray[np.float32]:
     if image.ndim == 2:
         return image.astype(np.float32)
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY).astype(np.float32)
 
 
-def _detail(grey: NDArray[np.float32], sigma: float) -> NDArray[np.float32]:
-    blurred = cv2.GaussianBlur(grey, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
-    return grey - blurred
+def detail(image: NDArray[np.float32], sigma: float) -> NDArray[np.float32]:
+    """The grey image minus its Gaussian blur: what a redaction has to destroy."""
+    blurred = cv2.GaussianBlur(image, (0, 0), sigmaX=sigma, borderType=cv2.BORDER_REFLECT)
+    return image - blurred
+
+
+def kept_share(d_in: NDArray[np.float32], d_out: NDArray[np.float32]) -> float | None:
+    """How much of the input detail `d_in` survives in `d_out` (same pixels, flattened): their
+    correlation over the larger energy. None where neither holds any detail."""
+    energy = max(float(np.dot(d_in, d_in)), float(np.dot(d_out, d_out)))
+    if energy <= 1e-6:
+        return None
+    return float(np.dot(d_in, d_out)) / energy
 
 
 def kept_detail(before: Pixels, after: Pixels, box: tuple[float, float, float, float]) -> float:
@@ -42,8 +52,8 @@ def kept_detail(before: Pixels, after: Pixels, box: tuple[float, float, float, f
     x1, y1 = min(width, math.ceil(x + w) + margin), min(height, math.ceil(y + h) + margin)
     if x1 <= x0 or y1 <= y0:
         return 0.0
-    d_in = _detail(_grey(before[y0:y1, x0:x1]), sigma)
-    d_out = _detail(_grey(after[y0:y1, x0:x1]), sigma)
+    d_in = detail(grey(before[y0:y1, x0:x1]), sigma)
+    d_out = detail(grey(after[y0:y1, x0:x1]), sigma)
 
     yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32) + 0.5
     cx, cy = x + w / 2, y + h / 2
@@ -55,13 +65,11 @@ def kept_detail(before: Pixels, after: Pixels, box: tuple[float, float, float, f
         regions = [inside & (left == a) & (top == b) for a in (True, False) for b in (True, False)]
     worst = 0.0
     for region in regions:
-        a, b = d_in[region], d_out[region]
-        if a.size == 0:
+        if not region.any():
             continue
-        energy = max(float(np.dot(a, a)), float(np.dot(b, b)))
-        if energy <= 1e-6:
-            continue
-        worst = max(worst, float(np.dot(a, b)) / energy)
+        kept = kept_share(d_in[region], d_out[region])
+        if kept is not None:
+            worst = max(worst, kept)
     return worst
 
 

@@ -1,0 +1,173 @@
+"""`veil eval SET_DIR`: Veil's real pipeline over a `faceblur-eval/1` set, in memory; how many
+annotated faces survived, how much else was destroyed. Only the reports asked for are written."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+from tqdm import tqdm
+
+from edge import __version__
+from edge.cli.progress import terminal_size
+from edge.config import load_config
+from edge.errors import UsageError
+from edge.evaluate.chart import Series, check_chart_path, render_chart, summary_series
+from edge.evaluate.evalset import ImageItem, check_media, load_evalset
+from edge.evaluate.metrics import (
+    MIN_FACE_PX,
+    ImageResult,
+    VideoResult,
+    image_summary,
+    over_redaction_summary,
+    video_summary,
+)
+from edge.evaluate.protection import KEEP_LIMIT, WHOLE_ELLIPSE_BELOW
+from edge.evaluate.report import render, to_json, write_text
+from edge.evaluate.runner import EvalRunner
+from edge.frames import Pixels
+from edge.pipeline import RunReport
+from edge.sinks.atomic import AtomicFile
+
+EvaluateGroups = Callable[..., dict[str, Any]]
+RenderGroups = Callable[[Mapping[str, Any]], str]
+SweepSeries = Callable[[Mapping[str, Any]], list[tuple[str, list[tuple[float, float]]]]]
+
+
+def parse_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise UsageError(f"--sizes {text!r} is not a comma-separated list of pixels") from None
+    if not sizes or any(not 4 <= s <= 1024 for s in sizes):
+        raise UsageError(f"--sizes {text!r}: each size must be 4 to 1024 px")
+    return sizes
+
+
+def _groups_api() -> tuple[EvaluateGroups, RenderGroups, SweepSeries] | None:
+    # The group audit is its own module; looked up by name so this command works without it.
+    try:
+        module = importlib.import_module("edge.evaluate.groups")
+    except ModuleNotFoundError as exc:
+        if exc.name != "edge.evaluate.groups":
+            raise
+        return None
+    return (
+        cast(EvaluateGroups, module.evaluate_groups),
+        cast(RenderGroups, module.render_groups),
+        cast(SweepSeries, module.sweep_series),
+    )
+
+
+def _pipeline(report: RunReport) -> dict[str, Any]:
+    return {
+        "frames": report.frames_out,
+        "masks": report.faces,
+        "fail_closed": report.obscured,
+        "causes": dict(report.failures),
+    }
+
+
+def _run_groups(
+    root: Path,
+    items: Sequence[ImageItem],
+    protect: Callable[[Pixels], Pixels],
+    sizes: Sequence[int],
+    sweep: bool,
+) -> tuple[dict[str, Any], str, list[Series]]:
+    api = _groups_api()
+    if api is None:
+        reason = "edge.evaluate.groups is not installed"
+        print(f"veil: note: {len(items)} labelled image(s) not audited: {reason}", file=sys.stderr)
+        return {"skipped": reason}, "", []
+    evaluate_groups, render_groups, sweep_series = api
+    report = evaluate_groups(root, items, protect, sizes=sizes, sweep=sweep)
+    series = [Series(f"group {label}", points) for label, points in sweep_series(report)]
+    return report, render_groups(report), series
+
+
+def eval_command(
+    set_dir: Path,
+    config: Path | None,
+    json_path: Path | None,
+    chart_path: Path | None,
+    *,
+    sweep: bool = True,
+    sizes: Sequence[int] = (12, 16, 24, 32),
+    limit: int | None = None,
+) -> int:
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit {limit}: must be 1 or more")
+    if chart_path is not None:
+        check_chart_path(chart_path)
+    cfg = load_config(config)
+    evalset = load_evalset(set_dir)
+    images, videos = evalset.images[:limit], evalset.videos[:limit]
+    check_media(set_dir, [i.file for i in images] + [v.file for v in videos])
+    # Opened now, so that an unwritable path fails before the long part.
+    outputs = [AtomicFile(p) if p is not None else None for p in (json_path, chart_path)]
+    try:
+        runner = EvalRunner(set_dir, cfg)
+        image_results: list[ImageResult] = []
+        video_results: list[VideoResult] = []
+        with tqdm(
+            total=len(images) + sum(v.num_frames for v in videos),
+            unit="frame",
+            desc="eval",
+            disable=not sys.stderr.isatty(),
+            leave=False,
+            **terminal_size(),
+        ) as bar:
+            for item in images:
+                image_results.append(runner.image(item))
+                bar.update()
+            for video in videos:
+                video_results.append(runner.video(video, on_frame=bar.update))
+        summary: dict[str, Any] = {
+            "format": "veil-eval/1",
+            "set": str(set_dir),
+            "limit": limit,
+            "veil_version": __version__,
+            "config_sha256": cfg.sha256(),
+            "config": cfg.model_dump(mode="json"),
+            "protection": {
+                "keep_limit": KEEP_LIMIT,
+                "whole_ellipse_below_px": WHOLE_ELLIPSE_BELOW,
+                "headline_min_face_px": MIN_FACE_PX,
+            },
+            "images": image_summary(image_results),
+            "over_redaction": over_redaction_summary(image_results, video_results),
+            "videos": video_summary(video_results),
+        }
+        labelled = [i for i in images if i.labels]
+        groups_text = ""
+        extra: list[Series] = []
+        if labelled:
+            summary["groups"], groups_text, extra = _run_groups(
+                set_dir, labelled, runner.protect, sizes, sweep
+            )
+        summary["pipeline"] = {
+            kind: _pipeline(report)
+            for kind, report in runner.reports.items()
+            if report.frames_out or kind != "groups"
+        }
+        print(render(summary))
+        if groups_text:
+            print("\n" + groups_text)
+        json_file, chart_file = outputs
+        if json_file is not None:
+            write_text(json_file, to_json(summary))
+            print(f"wrote {json_file.final}", file=sys.stderr)
+        if chart_file is not None:
+            title = f"veil eval {set_dir}: recall by face size"
+            write_text(chart_file, render_chart(summary_series(summary) + extra, title))
+            print(f"wrote {chart_file.final}", file=sys.stderr)
+    except BaseException:
+        for file in outputs:
+            if file is not None:
+                file.discard()
+        raise
+    return 0
