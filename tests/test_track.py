@@ -102,12 +102,29 @@ def test_a_new_face_is_offered_to_the_frames_before_it() -> None:
     tracker = Tracker(TrackConfig(), backfill=4)
     tracker.update(Detections.empty(), H, W)
     out = tracker.update(dets((300, 200, 40, 40)), H, W)
-    assert sorted(out.backfill) == [1, 2, 3, 4]
+    assert sorted(out.backfill) == [1, 2, 3]  # a one-frame false alarm leaves no long trail
     for ago, boxes in out.backfill.items():
         assert covers(boxes, (300, 200, 40, 40), 1.0), ago
-    # Once the motion is known, it is also run backwards over the earlier frames.
+    # Seen again: the motion is known and is run backwards over the whole window.
     out = tracker.update(dets((320, 200, 40, 40)), H, W)
+    assert sorted(out.backfill) == [2, 3, 4]
     assert covers(out.backfill[3], (260, 200, 40, 40), 1.0)
+    assert covers(out.backfill[4], (240, 200, 40, 40), 1.0)
+
+
+def test_hold_grows_with_the_evidence() -> None:
+    def held_for(hits: int) -> int:
+        tracker = Tracker(TrackConfig(hold_frames=12))
+        for k in range(hits):
+            tracker.update(dets((100 + k, 100, 50, 60)), H, W)
+        frames = 0
+        while len(tracker.update(Detections.empty(), H, W).boxes):
+            frames += 1
+        return frames
+
+    assert held_for(1) == 3
+    assert held_for(2) == 6
+    assert held_for(10) == 12
 
 
 def test_a_gap_is_bridged_from_both_sides() -> None:
@@ -197,3 +214,14 @@ def test_misses_before_between_and_after_detections_are_covered(sample_clip: Cli
 def test_live_mode_covers_gaps_but_cannot_see_the_future(sample_clip: Clip) -> None:
     leaks = redacted_leaks(sample_clip, {0, 1, 2, 20, 21, 22, 23}, recorded=False)
     assert leaks == [0, 1, 2]
+
+
+def test_a_track_of_weak_scores_only_is_held_briefly() -> None:
+    tracker = Tracker(TrackConfig(hold_frames=12))
+    for k in range(6):
+        weak = dets((100 + k, 100, 50, 60))
+        tracker.update(Detections(weak.xyxy, np.full(1, 0.12, np.float32)), H, W)
+    frames = 0
+    while len(tracker.update(Detections.empty(), H, W).boxes):
+        frames += 1
+    assert frames == 3

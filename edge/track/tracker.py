@@ -3,11 +3,16 @@
 Every detection is redacted on the frame it was found; the tracker never gates, confirms or
 removes one. What it adds:
 
-* **hold**: for `hold_frames` frames after a face's last detection, its predicted box (moved by
-  the track's velocity, grown by `growth` of its size per frame since) is redacted too;
-* **backfill** (used only when frames are held back, see `Lookahead`): a new face's box is
-  offered to the frames before its first detection, and a face found again after a gap gets
-  boxes interpolated across the gap.
+* **hold**: after a face's last detection, its predicted box (moved by the track's velocity,
+  grown by `growth` of its size per frame since) is redacted too, for up to `hold_frames`
+  frames. How long scales with the evidence: a track seen once is held for
+  `_HOLD_PER_HIT` frames, each further detection adds as many, up to `hold_frames`; a track
+  whose best score stayed below `_CONFIDENT` is held `_WEAK_HOLD` frames at most. A face seen
+  for a while is held the full time; a flickering false alarm does not leave a trail;
+* **backfill** (used only when frames are held back, see `Lookahead`): a face's path, run
+  backwards from its first detection, is offered to the frames before it, as many as its hold
+  (so a one-frame false alarm gets 3, a face seen for a while `hold_frames`), as far as the
+  window reaches; a face found again after a gap gets boxes interpolated across the gap.
 
 Boxes are in frame pixels, clipped to the frame; boxes wholly outside it are dropped.
 """
@@ -28,6 +33,13 @@ Box = NDArray[np.float64]  # (cx, cy, w, h)
 _VELOCITY_GAIN = 0.6
 # Score given to boxes the tracker adds (they are not detections).
 _HELD_SCORE = 0.0
+# Frames of hold earned by each detection of a track (capped by `hold_frames`).
+_HOLD_PER_HIT = 3
+# A track none of whose detections scored this much is held (and backfilled) at most
+# `_WEAK_HOLD` frames: most such tracks are flickering false alarms on texture, and their trails
+# tripled the masked area away from faces on the development clips.
+_CONFIDENT = 0.2
+_WEAK_HOLD = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +57,12 @@ class Coverage:
 class _Track:
     box: Box  # at the last detection
     velocity: Box  # per frame
+    first: Box  # at the first detection
+    age: int = 0  # frames since the first detection
     hits: int = 1
     missed: int = 0  # frames since the last detection
+    covered_before: int = 0  # frames before the first detection already given boxes
+    peak: float = 0.0  # highest detection score so far
 
     def predicted(self, growth: float) -> Box:
         ahead = self.missed
@@ -108,23 +124,30 @@ class Tracker:
         self._shape = (height, width)
         for track in self._tracks:
             track.missed += 1
+            track.age += 1
         dets = _to_cxcywh(found.xyxy)
         matched = self._associate(dets)
         backfill: dict[int, list[Box]] = {}
-        for det_index, det in enumerate(dets):
+        for det_index, (det, score) in enumerate(zip(dets, found.scores.tolist(), strict=True)):
             known = matched.get(det_index)
             if known is None:
-                self._tracks.append(_Track(box=det, velocity=np.zeros(4)))
-                self._backfill_new(det, backfill)
+                born = _Track(box=det, velocity=np.zeros(4), first=det, peak=score)
+                self._tracks.append(born)
+                self._backfill_before(born, backfill)
             else:
+                known.peak = max(known.peak, score)
                 self._continue(known, det, backfill)
-        self._tracks = [t for t in self._tracks if t.missed <= self.cfg.hold_frames]
+        self._tracks = [t for t in self._tracks if t.missed <= self._hold(t)]
         held = [t.predicted(self.cfg.growth) for t in self._tracks if t.missed > 0]
         boxes = self._detections(found, held)
         return Coverage(
             boxes,
             {ago: self._detections(None, extra) for ago, extra in backfill.items() if extra},
         )
+
+    def _hold(self, track: _Track) -> int:
+        cap = self.cfg.hold_frames if track.peak >= _CONFIDENT else _WEAK_HOLD
+        return min(cap, self.cfg.hold_frames, _HOLD_PER_HIT * track.hits)
 
     def _associate(self, dets: NDArray[np.float64]) -> dict[int, _Track]:
         """Greedy matching by IoU against each track's predicted (grown) box."""
@@ -158,22 +181,25 @@ class Tracker:
             box = track.box + (det - track.box) * t
             box[2:] = np.maximum(track.box[2:], det[2:]) * (1.0 + self.cfg.growth)
             backfill.setdefault(ago, []).append(box)
-        if track.hits == 1 and np.any(track.velocity[:2] != 0):
-            # Second sighting: now that the motion is known, run it backwards over the frames
-            # before the first one (the first-sighting backfill only grew the box in place).
-            for ago in range(gap + 1, self.backfill + 1):
-                back = det - track.velocity * ago
-                back[2:] = det[2:] * (1.0 + self.cfg.growth * (ago - gap))
-                backfill.setdefault(ago, []).append(back)
         track.box = det
         track.hits += 1
         track.missed = 0
+        if track.hits == 2:
+            track.covered_before = 0  # redo the frames before, now that the motion is known
+        self._backfill_before(track, backfill)
 
-    def _backfill_new(self, det: Box, backfill: dict[int, list[Box]]) -> None:
-        for ago in range(1, self.backfill + 1):
-            box = det.copy()
-            box[2:] *= 1.0 + self.cfg.growth * ago
+    def _backfill_before(self, track: _Track, backfill: dict[int, list[Box]]) -> None:
+        """Offer the track's path, run backwards from its first detection, to the frames before
+        it: as many as its hold (so with the same evidence), as far as the window reaches."""
+        want = self._hold(track)
+        for before in range(track.covered_before + 1, want + 1):
+            ago = track.age + before
+            if ago > self.backfill:
+                break
+            box = track.first - track.velocity * before
+            box[2:] = track.first[2:] * (1.0 + self.cfg.growth * before)
             backfill.setdefault(ago, []).append(box)
+        track.covered_before = max(track.covered_before, want)
 
     def _detections(self, found: Detections | None, extra: list[Box]) -> Detections:
         """`found` (unchanged) plus `extra` boxes clipped to the frame."""
