@@ -53,7 +53,7 @@ class CenterFaceConfig(_Closed):
         description="the same for still images, where time matters less than small faces",
     )
     still_upscale: float = Field(
-        1.0,
+        2.0,
         ge=1.0,
         le=3.0,
         description="still images are also searched at this scale, in overlapping tiles, for "

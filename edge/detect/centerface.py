@@ -38,7 +38,7 @@ class CenterFace:
         max_side: int = 640,
         max_downscale: float = 2.0,
         fine_scale: float | None = None,
-        tile_side: int = 1024,
+        tile_side: int = 1536,
         threads: int = 0,
     ) -> None:
         if not 0.0 < threshold < 1.0:

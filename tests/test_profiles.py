@@ -1,0 +1,51 @@
+"""The shipped profiles, each through the real `veil redact --config` on the sample clip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from conftest import Clip, veil
+from edge.config import load_config
+from edge.evaluate.protection import is_protected
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+# Smallest face each profile is meant for, on the 720p sample (faces of 30 to 160 px).
+PROFILES = {"recorded.toml": 0, "doorway.toml": 0, "bodycam.toml": 100}
+
+
+def frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
+
+
+def test_every_profile_is_listed() -> None:
+    assert sorted(p.name for p in CONFIGS.glob("*.toml")) == sorted(PROFILES)
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_profile_redacts_the_faces_it_is_meant_for(
+    name: str, sample_clip: Clip, tmp_path: Path
+) -> None:
+    out = tmp_path / "out.mp4"
+    result = veil("redact", sample_clip.path, "-o", out, "--config", CONFIGS / name)
+    assert result.returncode == 0, result.stderr
+    before, after = frames(sample_clip.path), frames(out)
+    assert len(after) == len(before) == len(sample_clip.truth)
+    checked = 0
+    for k, faces in enumerate(sample_clip.truth):
+        for face in faces:
+            if min(face[2], face[3]) >= PROFILES[name]:
+                checked += 1
+                assert is_protected(before[k], after[k], face), (name, k, face)
+    assert checked >= len(sample_clip.truth)
+
+
+def test_profiles_differ_where_their_settings_say() -> None:
+    body, door = load_config(CONFIGS / "bodycam.toml"), load_config(CONFIGS / "doorway.toml")
+    assert body.detector.backend == "blazeface" and body.track.growth > door.track.growth
+    assert door.track.hold_frames > body.track.hold_frames
