@@ -29,6 +29,9 @@ def test_a_stopped_run_leaves_no_partial_output(
         [sys.executable, "-m", "edge", "redact", str(long_clip), "-o", str(out)],
         stderr=subprocess.PIPE,
         text=True,
+        # As from a terminal: a shell's background job inherits SIGINT ignored, which Python
+        # (and Veil) honours, so the test must not depend on how it was itself started.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     # Wait until the run is writing its hidden partial file, then stop it.
     deadline = time.monotonic() + 60
