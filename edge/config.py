@@ -178,6 +178,12 @@ class Config(_Closed):
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
 
 
+def first_problem(exc: ValidationError) -> str:
+    """The first validation error as one line: `dotted.location: message`."""
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+
+
 def load_config(path: Path | None) -> Config:
     if path is None:
         return Config()
@@ -192,6 +198,4 @@ def load_config(path: Path | None) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+        raise ConfigError(f"{path}: {first_problem(exc)}") from None

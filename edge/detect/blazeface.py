@@ -86,11 +86,8 @@ class BlazeFace:
     def detect(self, image: Pixels) -> Detections:
         height, width = image.shape[:2]
         found = [self._region(image, region) for region in self.regions(height, width)]
-        merged = Detections(
-            np.concatenate([f.xyxy for f in found]), np.concatenate([f.scores for f in found])
-        )
-        np.clip(merged.xyxy[:, 0::2], 0, width, out=merged.xyxy[:, 0::2])
-        np.clip(merged.xyxy[:, 1::2], 0, height, out=merged.xyxy[:, 1::2])
+        merged = Detections.concat(found)
+        merged.clip(height, width)
         return nms(merged, self.nms_iou)
 
     def _region(self, image: Pixels, region: Region) -> Detections:

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.detect.detections import Detections
+from edge.detect.detections import Detections, clip_xyxy
 from edge.detect.nms import nms
 from edge.detect.tiles import tile_grid
 from edge.errors import ModelError
@@ -80,10 +80,7 @@ class CenterFace:
                 found.append(
                     Detections(part.xyxy + np.array([x0, y0, x0, y0], np.float32), part.scores)
                 )
-        merged = Detections(
-            np.concatenate([f.xyxy for f in found]), np.concatenate([f.scores for f in found])
-        )
-        return nms(merged, self.nms_iou)
+        return nms(Detections.concat(found), self.nms_iou)
 
     def _pass(self, image: Pixels, in_h: int, in_w: int) -> Detections:
         """Detections in `image` pixels with the model run at (in_h, in_w)."""
@@ -98,8 +95,7 @@ class CenterFace:
         if len(found) == 0:
             return found
         boxes = found.xyxy * np.array([width / in_w, height / in_h] * 2, dtype=np.float32)
-        np.clip(boxes[:, 0::2], 0, width, out=boxes[:, 0::2])
-        np.clip(boxes[:, 1::2], 0, height, out=boxes[:, 1::2])
+        clip_xyxy(boxes, height, width)
         return Detections(boxes, found.scores)
 
 

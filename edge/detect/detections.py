@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -25,11 +27,25 @@ class Detections:
     def empty(cls) -> Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
 
+    @classmethod
+    def concat(cls, parts: Sequence[Detections]) -> Detections:
+        """Every box of every part, in order (no suppression)."""
+        if not parts:
+            return cls.empty()
+        return cls(
+            np.concatenate([p.xyxy for p in parts]).astype(np.float32, copy=False),
+            np.concatenate([p.scores for p in parts]).astype(np.float32, copy=False),
+        )
+
     def __len__(self) -> int:
         return int(self.xyxy.shape[0])
 
     def __getitem__(self, keep: NDArray[np.bool_] | NDArray[np.intp]) -> Detections:
         return Detections(self.xyxy[keep], self.scores[keep])
+
+    def clip(self, height: int, width: int) -> None:
+        """Clip the boxes, in place, to a frame of this size."""
+        clip_xyxy(self.xyxy, height, width)
 
     @property
     def widths(self) -> NDArray[np.float32]:
@@ -38,3 +54,9 @@ class Detections:
     @property
     def heights(self) -> NDArray[np.float32]:
         return self.xyxy[:, 3] - self.xyxy[:, 1]
+
+
+def clip_xyxy(xyxy: NDArray[np.floating[Any]], height: int, width: int) -> None:
+    """Clip (N, 4) x0, y0, x1, y1 boxes, in place, to a `height` x `width` frame."""
+    np.clip(xyxy[:, 0::2], 0, width, out=xyxy[:, 0::2])
+    np.clip(xyxy[:, 1::2], 0, height, out=xyxy[:, 1::2])

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
 from edge.detect.base import FaceDetector
 from edge.detect.detections import Detections
 from edge.frames import Pixels
@@ -21,8 +19,4 @@ class Ensemble:
     def detect(self, image: Pixels) -> Detections:
         # No suppression across members: a box one detector draws larger than another's is
         # kept, so the union of masks never shrinks. Any member's failure fails the frame.
-        found = [m.detect(image) for m in self.members]
-        return Detections(
-            np.concatenate([f.xyxy for f in found]).astype(np.float32, copy=False),
-            np.concatenate([f.scores for f in found]).astype(np.float32, copy=False),
-        )
+        return Detections.concat([m.detect(image) for m in self.members])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from edge.config import first_problem
 from edge.errors import MediaError, UsageError
 
 Box = tuple[float, float, float, float]  # x, y, w, h
@@ -70,9 +71,7 @@ def load_evalset(root: Path) -> EvalSet:
     try:
         evalset = EvalSet.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise UsageError(f"{path}: {where}: {first['msg']}") from None
+        raise UsageError(f"{path}: {first_problem(exc)}") from None
     if evalset.format != "faceblur-eval/1":
         raise UsageError(f"{path}: unsupported format {evalset.format!r}")
     return evalset

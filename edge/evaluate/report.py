@@ -58,36 +58,25 @@ def _images(images: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def _video_row(label: str, v: Mapping[str, Any], key: str) -> list[object]:
+    """One row of the video table, for one video or for all of them together."""
+    ff = v["face_frames"]
+    return [
+        label,
+        v["frames"],
+        f"{ff['protected']}/{ff['total']}",
+        _pct(ff["recall"]),
+        _pct(v[key]["recall"]),
+        v["frames_with_leak"],
+        v["longest_leak_run"],
+        v["obscured"],
+    ]
+
+
 def _videos(videos: Mapping[str, Any]) -> list[str]:
     key = f"face_frames_{MIN_FACE_PX}px_up"
-    rows: list[list[object]] = []
-    for v in videos["per_video"]:
-        ff = v["face_frames"]
-        rows.append(
-            [
-                Path(v["file"]).name,
-                v["frames"],
-                f"{ff['protected']}/{ff['total']}",
-                _pct(ff["recall"]),
-                _pct(v[key]["recall"]),
-                v["frames_with_leak"],
-                v["longest_leak_run"],
-                v["obscured"],
-            ]
-        )
-    ff = videos["face_frames"]
-    rows.append(
-        [
-            "all videos",
-            videos["frames"],
-            f"{ff['protected']}/{ff['total']}",
-            _pct(ff["recall"]),
-            _pct(videos[key]["recall"]),
-            videos["frames_with_leak"],
-            videos["longest_leak_run"],
-            videos["obscured"],
-        ]
-    )
+    rows = [_video_row(Path(v["file"]).name, v, key) for v in videos["per_video"]]
+    rows.append(_video_row("all videos", videos, key))
     headers = [
         "video",
         "frames",

@@ -10,8 +10,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-import numpy as np
-
 from edge.detect.detections import Detections
 from edge.track.tracker import Coverage
 
@@ -27,12 +25,7 @@ class Held(Generic[T]):
     failed: str | None = None  # why the frame cannot be vouched for, if it cannot
 
     def faces(self) -> Detections:
-        if not self.boxes:
-            return Detections.empty()
-        return Detections(
-            np.concatenate([d.xyxy for d in self.boxes]),
-            np.concatenate([d.scores for d in self.boxes]),
-        )
+        return Detections.concat(self.boxes)
 
 
 class Lookahead(Generic[T]):

@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge.config import TrackConfig
-from edge.detect.detections import Detections
+from edge.detect.detections import Detections, clip_xyxy
 
 Box = NDArray[np.float64]  # (cx, cy, w, h)
 
@@ -206,8 +206,7 @@ class Tracker:
         height, width = self._shape
         if extra:
             xyxy = _to_xyxy(np.stack(extra))
-            np.clip(xyxy[:, 0::2], 0, width, out=xyxy[:, 0::2])
-            np.clip(xyxy[:, 1::2], 0, height, out=xyxy[:, 1::2])
+            clip_xyxy(xyxy, height, width)
             inside = (xyxy[:, 2] - xyxy[:, 0] >= 1) & (xyxy[:, 3] - xyxy[:, 1] >= 1)
             added = Detections(
                 xyxy[inside].astype(np.float32), np.full(int(inside.sum()), _HELD_SCORE, np.float32)
@@ -218,6 +217,4 @@ class Tracker:
             return added
         if len(added) == 0:
             return found
-        return Detections(
-            np.concatenate([found.xyxy, added.xyxy]), np.concatenate([found.scores, added.scores])
-        )
+        return Detections.concat([found, added])
