@@ -168,11 +168,22 @@ class VideoConfig(_Closed):
     )
 
 
+class AuditConfig(_Closed):
+    summary_seconds: float = Field(
+        60.0,
+        ge=1.0,
+        le=3600.0,
+        description="write a summary record (counts, detector latency, fail-closed causes) at "
+        "least this often; also at once, at most once a second, when a frame is failed closed",
+    )
+
+
 class Config(_Closed):
     detector: DetectorConfig = DetectorConfig()
     track: TrackConfig = TrackConfig()
     redact: RedactConfig = RedactConfig()
     video: VideoConfig = VideoConfig()
+    audit: AuditConfig = AuditConfig()
 
     def sha256(self) -> str:
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()

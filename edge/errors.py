@@ -6,6 +6,8 @@ VeilError                 exit 1 unless a subclass says otherwise
 ├── ModelError            exit 1: a model is missing or fails its pinned SHA-256; never loaded
 ├── MediaError            exit 1: an input that cannot be decoded; that input yields no output
 ├── OutputError           exit 1: an output that cannot be written; partial files are removed
+├── AuditError            exit 1: the audit log or device key cannot be used; nothing is
+│                         processed without a log (fail closed)
 └── DetectorError         never reaches the user: the frame it concerns is fully obscured
                           (fail closed) and counted
 """
@@ -39,6 +41,10 @@ class MediaError(VeilError):
 
 class OutputError(VeilError):
     """An output cannot be written."""
+
+
+class AuditError(VeilError):
+    """The audit log cannot be opened or written, or the device key cannot be used."""
 
 
 class DetectorError(VeilError):

@@ -63,6 +63,13 @@ def plan(src: Path, dst: Path | None, *, overwrite: bool = False) -> list[Job]:
     return [Job(src, target, kind)]
 
 
+def output_root(src: Path, jobs: list[Job]) -> Path:
+    """The folder a run writes into: a folder input's mirror, or a file's output folder."""
+    if src.is_dir():
+        return jobs[0].dst.parents[len(jobs[0].src.relative_to(src).parts) - 1]
+    return jobs[0].dst.parent
+
+
 def _plan_folder(src: Path, dst: Path | None, overwrite: bool) -> list[Job]:
     out_root = dst if dst is not None else src.with_name(f"{src.name}.redacted")
     src_r, out_r = src.resolve(), out_root.resolve()

@@ -25,7 +25,7 @@ from edge.detect.base import FaceDetector
 from edge.detect.detections import Detections
 from edge.frames import RawFrame, RedactedFrame
 from edge.redact.redactor import Redactor
-from edge.sinks.base import Sink
+from edge.sinks.base import Published, Sink
 from edge.sinks.video_file import VideoFileSink
 from edge.track import Coverage, Lookahead, Tracker
 from edge.track.lookahead import Held
@@ -40,14 +40,22 @@ class RunReport:
     frames_out: int = 0
     faces: int = 0
     obscured: int = 0  # frames covered whole because detection or redaction failed
+    dropped: int = 0  # frames never output (a live source under overload); 0 on recorded media
     failures: Counter[str] = field(default_factory=Counter)
     detect_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
+    detect_count: int = 0  # every timing ever appended, also those the deque has let go
     seconds: float = 0.0
+    output: Published | None = None
 
     def detect_ms_percentile(self, q: float) -> float:
         return (
             float(np.percentile(np.fromiter(self.detect_ms, float), q)) if self.detect_ms else 0.0
         )
+
+    def recent_detect_ms(self, since_count: int) -> list[float]:
+        """The timings appended after the first `since_count` (as many as are still kept)."""
+        n = min(self.detect_count - since_count, len(self.detect_ms))
+        return list(self.detect_ms)[len(self.detect_ms) - n :] if n > 0 else []
 
 
 class _Done:
@@ -125,6 +133,7 @@ def redact_stream(
             found = Detections.empty()
         else:
             report.detect_ms.append((time.perf_counter() - start) * 1000.0)
+            report.detect_count += 1
         try:
             coverage = tracker.update(found, raw.height, raw.width)
         except Exception as exc:  # boxes the tracker cannot handle (NaN, wrong shape)
@@ -158,9 +167,16 @@ def run(
     track: TrackConfig | None = None,
     *,
     on_frame: Callable[[], None] | None = None,
+    observe: Callable[[RunReport], None] | None = None,
+    report: RunReport | None = None,
 ) -> RunReport:
-    """Redact every frame of `source` into `sink`. On any error the sink's output is discarded."""
-    report = RunReport()
+    """Redact every frame of `source` into `sink`. On any error the sink's output is discarded.
+
+    `on_frame` runs on the encode thread after each frame is written (progress); `observe` runs
+    on this thread after each frame is redacted (the audit trail's periodic summaries). Pass
+    `report` to see the counts of a run that ends in an error.
+    """
+    report = report if report is not None else RunReport()
     stop = threading.Event()
     decoded: _Stage[RawFrame | BaseException] = _Stage(stop)  # a decode error ends the run
     redacted: _Stage[RedactedFrame] = _Stage(stop)
@@ -203,11 +219,13 @@ def run(
         for frame in redact_stream(decoded_frames(), detector, redactor, report, track):
             if not redacted.put(frame):
                 break
+            if observe is not None:
+                observe(report)
         redacted.put(_DONE)
         writer.join()
         if errors:
             raise errors[0]
-        sink.close()
+        report.output = sink.close()
     except BaseException:
         stop.set()
         writer.join()

@@ -3,8 +3,10 @@ them, the shared evaluation set when present, and a way to run the real `veil` c
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +19,10 @@ from edge.sample import Box, write_sample
 EVAL_DEV = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "dev"
 EVAL_GROUPS = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "groups" / "dev"
 GROUPS_DEV = EVAL_GROUPS  # one labelled face per image, with demographic labels
+
+# Runs make a device key on first use; the tests' key lives in a temporary folder, never in the
+# user's data folder. Set at import so that every `veil` child process inherits it.
+os.environ["VEIL_KEY_DIR"] = tempfile.mkdtemp(prefix="veil-test-keys-")
 
 # Hand-drawn face box (x, y, w, h) of skimage.data.astronaut(): brow to chin, ear to ear.
 ASTRONAUT_FACE = (178.0, 60.0, 94.0, 122.0)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import ASTRONAUT_FACE, Clip, veil
+from edge.audit import DEFAULT_LOG_NAME, verify_log
 
 PARTIAL_GLOB = ".*.veil-*.partial*"
 
@@ -117,13 +118,13 @@ def zero_byte_jpg(tmp: Path, m: Media) -> tuple[Args, Path]:
 def unwritable_folder(tmp: Path, m: Media) -> tuple[Args, Path]:
     src = _copy(m.face_png, tmp / "face.png")
     if os.geteuid() != 0:
-        locked = tmp / "locked"
+        locked = tmp / "unwritable"
         locked.mkdir()
         locked.chmod(0o500)
         return ["redact", src, "-o", locked / "out.png"], locked / "out.png"
     # The tests run as root here, and root ignores a 0o500 folder. A regular file used as a
     # folder cannot be written through by anyone, root included.
-    blocker = tmp / "somefile.txt"
+    blocker = tmp / "unwritable.txt"
     blocker.write_text("a file, not a folder\n", encoding="utf-8")
     return ["redact", src, "-o", blocker / "out.png"], blocker / "out.png"
 
@@ -192,7 +193,7 @@ CASES = {
     "truncated-faststart-late": Case(truncated_faststart_late, 1, "cut.mp4"),
     "truncated-on-frame-boundary": Case(truncated_on_frame_boundary, 1, "cut.mp4"),
     "zero-byte-jpg": Case(zero_byte_jpg, 1, "empty.jpg"),
-    "unwritable-output-folder": Case(unwritable_folder, 1, "out.png"),
+    "unwritable-output-folder": Case(unwritable_folder, 1, "unwritable"),
     "output-is-input": Case(output_is_input, 2, "clip.mp4"),
     "output-is-input-via-dotdot": Case(output_is_input_spelled_differently, 2, "clip.mp4"),
     "output-is-input-image": Case(output_is_input_image, 2, "face.png"),
@@ -241,7 +242,15 @@ def test_bad_input_fails_cleanly(case: Case, media: Media, workdir: Path) -> Non
     # No output under its final name, no hidden partial file, no input touched or removed.
     assert not must_not_exist.exists()
     assert not list(workdir.rglob(PARTIAL_GLOB))
-    assert _snapshot(workdir) == before
+    after = _snapshot(workdir)
+    for log in [p for p in after if p.name == DEFAULT_LOG_NAME and p not in before]:
+        # A run that started and failed stays on the record: its log verifies and says so.
+        verdict = verify_log(workdir / log)
+        assert verdict.ok, verdict.problems
+        assert [run.status for run in verdict.runs] == ["error"]
+        assert not verdict.files
+        del after[log]
+    assert after == before
 
 
 def test_overwrite_is_what_replaces_an_existing_output(media: Media, tmp_path: Path) -> None:
@@ -275,7 +284,12 @@ def test_folder_with_one_bad_file_writes_the_others_and_exits_1(
     assert any("b_bad.jpg" in line for line in errors), result.stderr
     assert not any(name in line for line in errors for name in ("a.png", "c.jpg", "d.png"))
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert written == ["a.png", "c.jpg", "sub/d.png"]
+    assert written == ["a.png", "c.jpg", "sub/d.png", DEFAULT_LOG_NAME]
+    written.remove(DEFAULT_LOG_NAME)
+    verdict = verify_log(out / DEFAULT_LOG_NAME, media=out)
+    assert verdict.ok, verdict.problems
+    assert [run.status for run in verdict.runs] == ["error"]
+    assert sorted(verdict.files) == ["a.png", "c.jpg", "sub/d.png"]
     fx, fy, fw, fh = (int(v) for v in ASTRONAUT_FACE)
     for rel in written:
         image = cv2.imread(str(out / rel))
@@ -302,4 +316,4 @@ def test_image_run_succeeds(media: Media, astronaut: np.ndarray, tmp_path: Path)
     fx, fy, fw, fh = (int(v) for v in ASTRONAUT_FACE)
     face = (slice(fy, fy + fh), slice(fx, fx + fw))
     assert np.abs(image[face].astype(int) - astronaut[face]).mean() > 20, "face not redacted"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["face.png", "out.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["face.png", "out.png", DEFAULT_LOG_NAME]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.audit import DEFAULT_LOG_NAME, verify_log
 from edge.sample import write_sample
 
 
@@ -44,4 +45,9 @@ def test_a_stopped_run_leaves_no_partial_output(
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
     assert err.strip().splitlines()[-1] == "veil: interrupted; unfinished outputs were removed"
-    assert list(tmp_path.iterdir()) == []
+    # Only the audit log is left, closed: it verifies and says the run was interrupted.
+    assert [p.name for p in tmp_path.iterdir()] == [DEFAULT_LOG_NAME]
+    verdict = verify_log(tmp_path / DEFAULT_LOG_NAME)
+    assert verdict.ok, verdict.problems
+    assert [run.status for run in verdict.runs] == ["interrupted"]
+    assert not verdict.files

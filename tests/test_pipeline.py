@@ -119,7 +119,7 @@ def test_cli_reports_fail_closed_frames(
     flaky = FlakyDetector(every=10)
     with patch.dict(DETECTORS, {"centerface": lambda cfg, still: flaky}):
         code = main(["redact", str(sample_clip.path), "-o", str(tmp_path / "o.mp4")])
-    assert code == 0
+    assert code == 3  # written, but not every frame could be vouched for
     err = capsys.readouterr().err
     assert "FAIL-CLOSED: 6 frame(s) fully obscured (detector: RuntimeError x6)" in err
 

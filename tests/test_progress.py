@@ -21,7 +21,8 @@ def test_quiet_when_stderr_is_not_a_terminal(sample_clip: Clip, tmp_path: Path) 
     assert result.returncode == 0
     assert result.stdout == ""
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "60 frame(s)" in lines[0] and "frames/s" in lines[0]
+    assert len(lines) == 2 and "60 frame(s)" in lines[0] and "frames/s" in lines[0]
+    assert lines[1].startswith("audit log: ")
 
 
 @pytest.mark.parametrize("rows, cols", [(30, 100), (0, 0)], ids=["sized", "no-size-reported"])

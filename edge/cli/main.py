@@ -36,6 +36,17 @@ def build_parser() -> argparse.ArgumentParser:
     redact.add_argument(
         "--overwrite", action="store_true", help="replace existing outputs (never an input)"
     )
+    redact.add_argument(
+        "--audit-log",
+        type=Path,
+        help="append the run's audit records here (default: veil-audit.jsonl beside the outputs)",
+    )
+    redact.add_argument(
+        "--key-dir",
+        type=Path,
+        help="the device key's folder (default: $VEIL_KEY_DIR, else the user data folder); "
+        "never inside an output folder",
+    )
 
     evaluate = sub.add_parser(
         "eval", help="measure recall and over-redaction on an annotated set (faceblur-eval/1)"
@@ -65,6 +76,34 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--force", action="store_true", help="fetch again even if present and valid")
     models_sub.add_parser("verify", help="check every model file against its pinned SHA-256")
 
+    audit = sub.add_parser("audit", help="verify or show an audit log; export the device key")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, parser_class=_Parser)
+    verify = audit_sub.add_parser(
+        "verify", help="check the log's chain, signatures and sequence; with --media, its files"
+    )
+    verify.add_argument("log", type=Path, help="the audit log (veil-audit.jsonl)")
+    verify.add_argument(
+        "--pubkey",
+        type=Path,
+        action="append",
+        help="the device's public key (PEM from `veil audit pubkey`); repeat for several "
+        "devices. Without it, records are only checked against the keys the log names itself",
+    )
+    verify.add_argument(
+        "--media",
+        type=Path,
+        help="folder of outputs: every logged file in it must match its hash, and no other "
+        "media file may be there",
+    )
+    show = audit_sub.add_parser("show", help="the log's runs and files as tables, then verify")
+    show.add_argument("log", type=Path)
+    show.add_argument("--pubkey", type=Path, action="append", help="as for verify")
+    pubkey = audit_sub.add_parser(
+        "pubkey", help="print the device's public key (PEM), making the key pair if needed"
+    )
+    pubkey.add_argument("--key-dir", type=Path, help="the device key's folder")
+    pubkey.add_argument("-o", "--output", type=Path, help="write the PEM here, not to stdout")
+
     sample = sub.add_parser("sample", help="write a sample clip of real moving faces")
     sample.add_argument("output", type=Path, help="MP4 file to write")
     sample.add_argument("--seconds", type=float, default=4.0)
@@ -92,7 +131,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "redact":
         from edge.cli.redact_cmd import redact_command
 
-        return redact_command(args.input, args.output, args.config, args.overwrite)
+        return redact_command(
+            args.input, args.output, args.config, args.overwrite, args.audit_log, args.key_dir
+        )
+    if args.command == "audit":
+        from edge.cli.audit_cmd import audit_command
+
+        return audit_command(args)
     if args.command == "eval":
         from edge.cli.eval_cmd import eval_command, parse_sizes
 

@@ -1,28 +1,34 @@
-"""`veil redact INPUT [-o OUTPUT] [--config FILE]`."""
+"""`veil redact INPUT [-o OUTPUT] [--config FILE] [--audit-log LOG] [--key-dir DIR]`."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Literal
 
 from tqdm import tqdm
 
+from edge.audit import DEFAULT_LOG_NAME, AuditLog, AuditTrail, load_or_create
+from edge.audit.keys import check_outside, default_key_dir
 from edge.capture import FrameSource, ImageFileSource, VideoFileSource
 from edge.cli.progress import terminal_size
 from edge.config import Config, load_config
 from edge.detect import FaceDetector, build_detector
-from edge.errors import VeilError
-from edge.media import Job, plan
+from edge.digest import sha256_file
+from edge.errors import MediaError, UsageError, VeilError
+from edge.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Job, output_root, plan
 from edge.pipeline import RunReport, run, video_sink_for
 from edge.redact import Redactor
 from edge.sinks import ImageFileSink, Sink
 
 
 class Runner:
-    """Holds the models for a whole command: one detector per media kind, built on first use."""
+    """Holds the models for a whole command (one detector per media kind, built on first use)
+    and its audit trail, which every job reports to."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, trail: AuditTrail) -> None:
         self.cfg = cfg
+        self.trail = trail
         self.redactor = Redactor(cfg.redact)
         self._detectors: dict[str, FaceDetector] = {}
 
@@ -32,6 +38,23 @@ class Runner:
         return self._detectors[kind]
 
     def run_job(self, job: Job, show_progress: bool) -> RunReport:
+        """Redact one input; its output, or its abandonment, is logged before this returns."""
+        report = RunReport()
+        try:
+            source_sha256 = sha256_file(job.src)[1]
+        except OSError as exc:
+            raise MediaError(f"cannot read {job.src}: {exc.strerror or exc}") from None
+        try:
+            self._run(job, show_progress, report)
+        except BaseException as exc:
+            interrupted = isinstance(exc, KeyboardInterrupt)
+            self.trail.file_discarded(report, job.dst, interrupted, None if interrupted else exc)
+            raise
+        assert report.output is not None
+        self.trail.file_closed(report, report.output, job.kind, source_sha256)
+        return report
+
+    def _run(self, job: Job, show_progress: bool, report: RunReport) -> None:
         source: FrameSource
         sink: Sink
         if job.kind == "video":
@@ -56,13 +79,15 @@ class Runner:
             leave=False,
             **terminal_size(),
         ) as bar:
-            return run(
+            run(
                 source,
                 detector,
                 self.redactor,
                 sink,
                 self.cfg.track,
                 on_frame=lambda: bar.update(),
+                observe=self.trail.observe,
+                report=report,
             )
 
 
@@ -77,12 +102,61 @@ def _summary(job: Job, report: RunReport) -> str:
     return text
 
 
-def redact_command(src: Path, dst: Path | None, config: Path | None, overwrite: bool) -> int:
+def redact_command(
+    src: Path,
+    dst: Path | None,
+    config: Path | None,
+    overwrite: bool,
+    audit_log: Path | None = None,
+    key_dir: Path | None = None,
+) -> int:
+    """Exit 0 when every output is written; 3 when they are, but some frames were fully obscured
+    (fail closed); 1 when an input failed; 2 on a usage error. Every case is in the audit log."""
     cfg = load_config(config)
     jobs = plan(src, dst, overwrite=overwrite)
-    runner = Runner(cfg)
+    key_folder = key_dir or default_key_dir()
+    check_outside(key_folder, sorted({job.dst.parent for job in jobs}))
+    # Default: beside the outputs (in the output folder of a folder run).
+    log_path = audit_log or output_root(src, jobs) / DEFAULT_LOG_NAME
+    if log_path.suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES:
+        raise UsageError(f"audit log {log_path} has a media file's name; use .jsonl")
+    key, created = load_or_create(key_folder)
+    if created:
+        print(
+            f"veil: made the device key in {key_folder} (id {key.key_id}); export its public "
+            "half with `veil audit pubkey`",
+            file=sys.stderr,
+        )
+    with AuditLog(log_path, key) as log:
+        trail = AuditTrail(log, cfg)
+        trail.start("files")
+        status: Literal["ok", "fail-closed", "error", "interrupted"] = "error"
+        error: BaseException | None = None
+        try:
+            failed, obscured = _run_jobs(jobs, Runner(cfg, trail))
+            status = "error" if failed else "fail-closed" if obscured else "ok"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            trail.stop(status, error)
+    print(f"audit log: {log_path} (run {trail.run[:8]}, key {key.key_id})", file=sys.stderr)
+    if failed:
+        print(
+            f"veil: error: {failed} of {len(jobs)} input(s) failed; the others were written",
+            file=sys.stderr,
+        )
+        return 1
+    return 3 if obscured else 0
+
+
+def _run_jobs(jobs: list[Job], runner: Runner) -> tuple[int, int]:
+    """Run every job; returns (inputs failed, frames fully obscured)."""
     show_progress = sys.stderr.isatty()
-    failed = 0
+    failed = obscured = 0
     for job in jobs:
         try:
             report = runner.run_job(job, show_progress)
@@ -92,11 +166,6 @@ def redact_command(src: Path, dst: Path | None, config: Path | None, overwrite: 
             failed += 1
             print(f"veil: error: {exc}", file=sys.stderr)
             continue
+        obscured += report.obscured
         print(_summary(job, report), file=sys.stderr)
-    if failed:
-        print(
-            f"veil: error: {failed} of {len(jobs)} input(s) failed; the others were written",
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    return failed, obscured

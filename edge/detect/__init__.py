@@ -46,6 +46,12 @@ DETECTORS: dict[str, Callable[[DetectorConfig, bool], FaceDetector]] = {
 }
 
 
+def model_names(cfg: DetectorConfig) -> tuple[str, ...]:
+    """The manifest names of the models the configured detector(s) load, for the audit log."""
+    names = {"centerface": "centerface", "blazeface": f"blazeface-{cfg.blazeface.model}"}
+    return tuple(names[backend] for backend in cfg.backends())
+
+
 def build_detector(cfg: DetectorConfig, *, still: bool = False) -> FaceDetector:
     """The configured detector, or an `Ensemble` of several whose boxes are all kept."""
     members: list[FaceDetector] = []
@@ -62,4 +68,4 @@ def build_detector(cfg: DetectorConfig, *, still: bool = False) -> FaceDetector:
     return Ensemble(members)
 
 
-__all__ = ["DETECTORS", "Detections", "FaceDetector", "build_detector"]
+__all__ = ["DETECTORS", "Detections", "FaceDetector", "build_detector", "model_names"]

@@ -7,6 +7,7 @@ import os
 import secrets
 from pathlib import Path
 
+from edge.digest import sha256_file
 from edge.errors import OutputError
 
 _MARK = ".veil-"
@@ -32,17 +33,20 @@ class AtomicFile:
         except OSError as exc:
             raise OutputError(f"cannot write {final}: {exc.strerror or exc}") from None
 
-    def commit(self) -> None:
+    def commit(self) -> tuple[int, str]:
+        """Publish the file; returns the size and SHA-256 of exactly what was renamed into place."""
         try:
             fd = os.open(self.temp, os.O_RDONLY)
             try:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            size, digest = sha256_file(self.temp)
             os.replace(self.temp, self.final)
         except OSError as exc:
             self.discard()
             raise OutputError(f"cannot write {self.final}: {exc.strerror or exc}") from None
+        return size, digest
 
     def discard(self) -> None:
         try:

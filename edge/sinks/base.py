@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from edge.frames import RedactedFrame
 
 
+@dataclass(frozen=True)
+class Published:
+    """A finished output as it was published: what the audit log records about it."""
+
+    path: Path
+    size: int
+    sha256: str  # of the bytes renamed into place, hashed after fsync
+    frames: int
+    first_ts: float | None  # seconds on the output's own timeline; None for a still image
+    last_ts: float | None
+
+
 class Sink(Protocol):
     def write(self, frame: RedactedFrame) -> None: ...
 
-    def close(self) -> None:
+    def close(self) -> Published:
         """Finish and publish the output."""
 
     def abort(self) -> None:

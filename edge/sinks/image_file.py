@@ -10,7 +10,7 @@ import cv2
 from edge.errors import OutputError
 from edge.frames import RedactedFrame
 from edge.sinks.atomic import AtomicFile
-from edge.sinks.base import require_redacted
+from edge.sinks.base import Published, require_redacted
 
 _PARAMS = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, 92], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, 92]}
 
@@ -34,11 +34,12 @@ class ImageFileSink:
             raise OutputError(f"cannot write {self._file.final}: {exc.strerror}") from None
         self._written = True
 
-    def close(self) -> None:
+    def close(self) -> Published:
         if not self._written:
             self.abort()
             raise OutputError(f"{self._file.final}: no frame was written")
-        self._file.commit()
+        size, digest = self._file.commit()
+        return Published(self._file.final, size, digest, 1, None, None)
 
     def abort(self) -> None:
         self._file.discard()

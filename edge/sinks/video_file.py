@@ -16,7 +16,7 @@ from edge.config import VideoConfig
 from edge.errors import OutputError
 from edge.frames import RedactedFrame
 from edge.sinks.atomic import AtomicFile
-from edge.sinks.base import require_redacted
+from edge.sinks.base import Published, require_redacted
 
 
 class VideoFileSink:
@@ -34,6 +34,7 @@ class VideoFileSink:
         self._file = AtomicFile(path)
         self._last_pts: int | None = None
         self._first_pts: int | None = None
+        self._frames = 0
         self._source_time_base = time_base
         try:
             self._container: Any = av.open(str(self._file.temp), mode="w", format="mp4")
@@ -68,6 +69,7 @@ class VideoFileSink:
             self._container.mux(self._stream.encode(out))
         except (av.FFmpegError, OSError) as exc:
             raise OutputError(f"cannot encode to {self._file.final}: {exc}") from None
+        self._frames += 1
 
     def _next_pts(self, frame: RedactedFrame) -> int:
         """The source's timestamp, shifted to start at 0; one nominal frame step past the last
@@ -84,14 +86,18 @@ class VideoFileSink:
                 return pts
         return 0 if last is None else last + self._step
 
-    def close(self) -> None:
+    def close(self) -> Published:
         try:
             self._container.mux(self._stream.encode(None))
             self._container.close()
         except (av.FFmpegError, OSError) as exc:
             self.abort()
             raise OutputError(f"cannot finish {self._file.final}: {exc}") from None
-        self._file.commit()
+        size, digest = self._file.commit()
+        last = None if self._last_pts is None else float(self._last_pts * self._time_base)
+        return Published(
+            self._file.final, size, digest, self._frames, 0.0 if self._frames else None, last
+        )
 
     def abort(self) -> None:
         try:

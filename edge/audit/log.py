@@ -1,0 +1,199 @@
+"""The writer: appends signed, hash-chained records to a JSON Lines file, one writer at a time.
+
+Each record is a single `write()` of one whole line to a file opened with O_APPEND, so a power
+cut can tear at most the last line. Opening a log reads its tail: the chain continues from the
+last whole record, and whatever follows it (a torn line) is kept and acknowledged by size and
+SHA-256 in the next `run_start`, never dropped. `sync()` (fsync) runs at each file or segment
+boundary and at stop.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from edge.audit.keys import DeviceKey
+from edge.audit.records import FORMAT, GENESIS, RECORD_TYPES, canonical, signed_part
+from edge.config import first_problem
+from edge.errors import AuditError
+
+_TAIL = 1 << 20  # records are a few hundred bytes; the last whole one is within this
+
+
+@dataclass(frozen=True)
+class Tail:
+    """What a log ends with: where the chain continues, and anything after the last record."""
+
+    seq: int
+    prev: str
+    unclosed_run: str | None
+    torn: bytes  # bytes after the last whole record (a torn write), with its closing newline
+    unterminated: bool = False  # the last whole record lacks its newline (cut just before it)
+
+    def pending(self) -> bytes:
+        """What to write before the next record so that it starts on a line of its own."""
+        return self.torn or (b"\n" if self.unterminated else b"")
+
+
+def parse_record(line: bytes) -> dict[str, Any] | None:
+    """The record on `line` if it is one whole record in canonical form, else None."""
+    try:
+        obj = json.loads(line.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("seq"), int):
+        return None
+    try:
+        if canonical(obj) != line:
+            return None
+    except (TypeError, ValueError):
+        return None
+    return obj
+
+
+def read_tail(data: bytes, whole_file: bool) -> Tail:
+    """Find the last whole record in `data`, the end of a log (all of it if `whole_file`)."""
+    if not data:
+        return Tail(0, GENESIS, None, b"")
+    lines = data.split(b"\n")
+    # Without the whole file the first piece may be the end of a longer line: not a candidate.
+    candidates = range(len(lines) - 1, -1 if whole_file else 0, -1)
+    for i in candidates:
+        obj = parse_record(lines[i])
+        if obj is None:
+            continue
+        end = sum(len(x) + 1 for x in lines[: i + 1])  # just past its newline
+        torn = data[end:]
+        if torn and not torn.endswith(b"\n"):
+            torn += b"\n"
+        return Tail(
+            seq=int(obj["seq"]) + 1,
+            prev=hashlib.sha256(lines[i]).hexdigest(),
+            unclosed_run=None if obj.get("type") == "run_stop" else str(obj.get("run")),
+            torn=torn,
+            unterminated=end > len(data),
+        )
+    raise AuditError("no whole audit record in its last MiB: not a Veil audit log, or damaged")
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class AuditLog:
+    """An open audit log. Records go through `append`; `close` releases the lock."""
+
+    def __init__(self, path: Path, key: DeviceKey) -> None:
+        self.path = path
+        self.key = key
+        self._fd = -1
+        self._broken = False
+        existed = path.exists()
+        if existed and not path.is_file():
+            raise AuditError(f"audit log {path} is not a file")
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            raise AuditError(f"cannot write audit log {path}: {blocker} is a file, not a folder")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise AuditError(f"cannot open audit log {path}: {exc.strerror or exc}") from None
+        try:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise AuditError(f"audit log {path} is in use by another Veil run") from None
+            size = os.fstat(self._fd).st_size
+            start = max(0, size - _TAIL)
+            try:
+                self.tail = read_tail(os.pread(self._fd, size - start, start), start == 0)
+            except AuditError as exc:
+                raise AuditError(f"cannot append to {path}: {exc}") from None
+            if not existed:
+                _sync_folder(path.parent)
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self._seq = self.tail.seq
+        self._prev = self.tail.prev
+        self._pending = self.tail.pending()  # written before the first record, so the chain resumes
+
+    def append(self, body: dict[str, Any]) -> int:
+        """Sign and append one record; returns its sequence number."""
+        if self._broken:
+            raise AuditError(f"audit log {self.path} failed earlier; nothing more is written")
+        obj = {
+            "v": FORMAT,
+            "seq": self._seq,
+            "utc": utc_now(),
+            "mono": round(time.monotonic(), 6),
+            "prev": self._prev,
+            **body,
+        }
+        obj["sig"] = self.key.sign(signed_part(obj))
+        line = canonical(obj)
+        try:
+            RECORD_TYPES[obj["type"]].model_validate_json(line)
+        except (KeyError, ValidationError) as exc:
+            detail = first_problem(exc) if isinstance(exc, ValidationError) else "unknown type"
+            raise AuditError(f"refusing to log a {obj.get('type')} record: {detail}") from None
+        self._write(self._pending + line + b"\n")
+        self._pending = b""
+        self._prev = hashlib.sha256(line).hexdigest()
+        self._seq += 1
+        return int(obj["seq"])
+
+    def _write(self, data: bytes) -> None:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError as exc:
+            self._broken = True
+            raise AuditError(f"cannot write audit log {self.path}: {exc.strerror}") from None
+
+    def sync(self) -> None:
+        try:
+            os.fsync(self._fd)
+        except OSError as exc:
+            self._broken = True
+            raise AuditError(f"cannot sync audit log {self.path}: {exc.strerror}") from None
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            try:
+                os.fsync(self._fd)
+            except OSError:
+                pass
+            os.close(self._fd)  # also releases the lock
+            self._fd = -1
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a new file's name survive a power cut."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

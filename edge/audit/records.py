@@ -1,0 +1,156 @@
+"""The audit log's record types: a closed allow-list of fields, each of a plain type.
+
+Every record is one line of canonical JSON (sorted keys, no spaces, ASCII) with an envelope:
+`v` format version, `seq` (0, 1, 2 … across the whole log), `utc` wall time, `mono` monotonic
+seconds, `prev` the SHA-256 of the previous line (64 zeros for the first), `run` the run it
+belongs to, `type`, and `sig`, an Ed25519 signature of the line without `sig`.
+
+Nothing here can hold a picture, a face box, landmarks or an embedding: fields are counts,
+timings, hashes, names and settings, and no field is a list of numbers. A test walks every field
+of every type against that allow-list; `extra="forbid"` makes the verifier refuse anything else.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+FORMAT = 1
+GENESIS = "0" * 64
+
+Hex64 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Hex32 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+Hex16 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{16}$")]
+Utc = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")]
+Signature = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{86}==$")]
+PublicKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{43}=$")]
+# A file name relative to the log's folder (POSIX separators).
+FileName = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+# "detector: RuntimeError", "overload", "stale": a stage and an exception class, never a message.
+Cause = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z-]*(: [A-Za-z_][A-Za-z0-9_.]*)?$")]
+ErrorName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$", max_length=80)]
+SettingKey = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_.]*$", max_length=80)]
+SettingValue = Annotated[str, StringConstraints(max_length=200)] | int | float | bool
+Version = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z.+-]{1,40}$")]
+Count = Annotated[int, Field(ge=0)]
+Millis = Annotated[float, Field(ge=0.0)]
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    v: Literal[1]
+    seq: Count
+    utc: Utc
+    mono: float
+    prev: Hex64
+    run: Hex32
+    sig: Signature
+
+
+class ModelRef(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9-]{1,40}$")]
+    sha256: Hex64
+
+
+class RunStart(_Record):
+    """A run begins. Names the key that signs the run's records, and says what it found at the
+    end of the log: a torn record (a power cut mid-write) or a run that never wrote its stop."""
+
+    type: Literal["run_start"]
+    veil_version: Version
+    device: Hex32
+    key_id: Hex16
+    pubkey: PublicKey
+    source: Literal["files", "camera"]
+    config_sha256: Hex64
+    settings: dict[SettingKey, SettingValue]
+    models: tuple[ModelRef, ...]
+    torn_bytes: Count
+    torn_sha256: Hex64 | None
+    unclosed_run: Hex32 | None
+
+
+class Summary(_Record):
+    """Counts since the previous summary of the run (so a run's summaries add up to its stop)."""
+
+    type: Literal["summary"]
+    frames_in: Count
+    frames_out: Count
+    dropped: Count
+    obscured: Count
+    faces: Count
+    detect_ms_p50: Millis | None
+    detect_ms_p99: Millis | None
+    fail_closed: dict[Cause, Count]
+
+
+class FileClosed(_Record):
+    """An output file (or, live, a segment) is complete: what anyone can check it against."""
+
+    type: Literal["file_closed"]
+    name: FileName
+    kind: Literal["video", "image"]
+    size: Count
+    sha256: Hex64
+    frames: Count
+    first_ts: float | None
+    last_ts: float | None
+    source_sha256: Hex64 | None
+
+
+class FileDiscarded(_Record):
+    """An output was abandoned unfinished; nothing was left under its name."""
+
+    type: Literal["file_discarded"]
+    name: FileName
+    frames: Count
+    reason: Literal["error", "interrupted"]
+    error: ErrorName | None
+
+
+class FileDeleted(_Record):
+    """A logged file was deleted on purpose (retention)."""
+
+    type: Literal["file_deleted"]
+    name: FileName
+    sha256: Hex64
+    reason: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z-]{0,40}$")]
+
+
+class RunStop(_Record):
+    type: Literal["run_stop"]
+    status: Literal["ok", "fail-closed", "error", "interrupted"]
+    frames_in: Count
+    frames_out: Count
+    dropped: Count
+    obscured: Count
+    faces: Count
+    files: Count
+    error: ErrorName | None
+
+
+Record = RunStart | Summary | FileClosed | FileDiscarded | FileDeleted | RunStop
+RECORD_TYPES: dict[str, type[_Record]] = {
+    "run_start": RunStart,
+    "summary": Summary,
+    "file_closed": FileClosed,
+    "file_discarded": FileDiscarded,
+    "file_deleted": FileDeleted,
+    "run_stop": RunStop,
+}
+
+
+def canonical(obj: dict[str, Any]) -> bytes:
+    """The one byte form of a record: any other spelling of the same JSON is an edit."""
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    ).encode("ascii")
+
+
+def signed_part(obj: dict[str, Any]) -> bytes:
+    return canonical({k: v for k, v in obj.items() if k != "sig"})

@@ -1,0 +1,46 @@
+"""`veil audit verify|show|pubkey`. verify and show exit 0 only when the whole log holds."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from edge.audit import load_or_create, verify_log
+from edge.audit.keys import default_key_dir, load_public
+from edge.audit.report import render_summary, render_tables
+from edge.errors import OutputError
+
+
+def audit_command(args: argparse.Namespace) -> int:
+    if args.audit_command == "pubkey":
+        return _pubkey(args.key_dir, args.output)
+    keys = _keys(args.pubkey)
+    verdict = verify_log(args.log, keys, getattr(args, "media", None))
+    if args.audit_command == "show":
+        print(render_tables(verdict))
+    print(render_summary(verdict))
+    return 0 if verdict.ok else 1
+
+
+def _keys(paths: list[Path] | None) -> list[Ed25519PublicKey] | None:
+    return None if not paths else [load_public(p) for p in paths]
+
+
+def _pubkey(key_dir: Path | None, output: Path | None) -> int:
+    folder = key_dir or default_key_dir()
+    key, created = load_or_create(folder)
+    if created:
+        print(f"veil: made the device key in {folder}", file=sys.stderr)
+    pem = key.public_pem()
+    if output is None:
+        sys.stdout.write(pem.decode("ascii"))
+    else:
+        try:
+            output.write_bytes(pem)
+        except OSError as exc:
+            raise OutputError(f"cannot write {output}: {exc.strerror or exc}") from None
+    print(f"key id {key.key_id}, device {key.device_id}", file=sys.stderr)
+    return 0
