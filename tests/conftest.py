@@ -132,3 +132,30 @@ def pinned_wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     assert proc.returncode == 0, proc.stderr
     return folder
+
+
+@dataclass(frozen=True)
+class AuditedRun:
+    """A real `veil redact` run over a folder (a clip and two photos) and what it left."""
+
+    src: Path
+    out: Path
+    log: Path
+    pubkey: Path
+    key_dir: Path
+
+
+@pytest.fixture(scope="session")
+def audited_run(astronaut: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> AuditedRun:
+    from edge.cli.main import main
+
+    root = tmp_path_factory.mktemp("audited")
+    src = root / "in"
+    src.mkdir()
+    write_sample(src / "clip.mp4", width=640, height=360, seconds=1.0)
+    assert cv2.imwrite(str(src / "face.png"), astronaut)
+    assert cv2.imwrite(str(src / "face.jpg"), astronaut)
+    out, keys, pub = root / "out", root / "keys", root / "device.pub.pem"
+    assert main(["redact", str(src), "-o", str(out), "--key-dir", str(keys)]) == 0
+    assert main(["audit", "pubkey", "--key-dir", str(keys), "-o", str(pub)]) == 0
+    return AuditedRun(src, out, out / "veil-audit.jsonl", pub, keys)

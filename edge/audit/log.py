@@ -38,10 +38,12 @@ class Tail:
     unclosed_run: str | None
     torn: bytes  # bytes after the last whole record (a torn write), with its closing newline
     unterminated: bool = False  # the last whole record lacks its newline (cut just before it)
+    torn_padded: bool = False  # `torn` ends with a newline the file does not have yet
 
     def pending(self) -> bytes:
-        """What to write before the next record so that it starts on a line of its own."""
-        return self.torn or (b"\n" if self.unterminated else b"")
+        """What to write before the next record so that it starts on a line of its own (the
+        torn bytes stay where they are; only their closing newline is missing)."""
+        return b"\n" if self.torn_padded or self.unterminated else b""
 
 
 def parse_record(line: bytes) -> dict[str, Any] | None:
@@ -73,14 +75,14 @@ def read_tail(data: bytes, whole_file: bool) -> Tail:
             continue
         end = sum(len(x) + 1 for x in lines[: i + 1])  # just past its newline
         torn = data[end:]
-        if torn and not torn.endswith(b"\n"):
-            torn += b"\n"
+        padded = bool(torn) and not torn.endswith(b"\n")
         return Tail(
             seq=int(obj["seq"]) + 1,
             prev=hashlib.sha256(lines[i]).hexdigest(),
             unclosed_run=None if obj.get("type") == "run_stop" else str(obj.get("run")),
-            torn=torn,
+            torn=torn + b"\n" if padded else torn,
             unterminated=end > len(data),
+            torn_padded=padded,
         )
     raise AuditError("no whole audit record in its last MiB: not a Veil audit log, or damaged")
 
