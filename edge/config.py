@@ -169,6 +169,11 @@ class VideoConfig(_Closed):
 
 
 class AuditConfig(_Closed):
+    c2pa: bool = Field(
+        False,
+        description="also sign a C2PA manifest into each output (generator Veil, action "
+        "'faces redacted', no regions) with the device key; needs the `c2pa` extra",
+    )
     summary_seconds: float = Field(
         60.0,
         ge=1.0,

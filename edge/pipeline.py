@@ -25,6 +25,7 @@ from edge.detect.base import FaceDetector
 from edge.detect.detections import Detections
 from edge.frames import RawFrame, RedactedFrame
 from edge.redact.redactor import Redactor
+from edge.sinks.atomic import Seal
 from edge.sinks.base import Published, Sink
 from edge.sinks.video_file import VideoFileSink
 from edge.track import Coverage, Lookahead, Tracker
@@ -90,7 +91,9 @@ class _Stage(Generic[T]):
                     return _DONE
 
 
-def video_sink_for(source: VideoFileSource, path: Path, cfg: VideoConfig) -> VideoFileSink:
+def video_sink_for(
+    source: VideoFileSource, path: Path, cfg: VideoConfig, seal: Seal | None = None
+) -> VideoFileSink:
     """An MP4 sink matching the source: its upright size, its rate, its timestamps."""
     return VideoFileSink(
         path,
@@ -99,6 +102,7 @@ def video_sink_for(source: VideoFileSource, path: Path, cfg: VideoConfig) -> Vid
         rate=source.rate or Fraction(30),
         cfg=cfg,
         time_base=source.time_base,
+        seal=seal,
     )
 
 

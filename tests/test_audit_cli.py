@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import stat
 from pathlib import Path
@@ -13,7 +14,7 @@ from test_pipeline import FlakyDetector
 
 from conftest import AuditedRun, Clip, veil
 from edge.audit import DEFAULT_LOG_NAME, verify_log
-from edge.audit.keys import PRIVATE_NAME
+from edge.audit.keys import PRIVATE_NAME, load_or_create, raw_public
 from edge.cli.main import main
 from edge.detect import DETECTORS
 
@@ -150,3 +151,27 @@ def test_the_log_moves_with_its_outputs(audited_run: AuditedRun, tmp_path: Path)
     shutil.copytree(audited_run.out, moved)
     result = veil("audit", "verify", moved / DEFAULT_LOG_NAME, "--media", moved)
     assert result.returncode == 0, result.stdout
+
+
+def test_c2pa_manifests_are_signed_into_outputs_and_verified(
+    audited_run: AuditedRun, tmp_path: Path
+) -> None:
+    c2pa = pytest.importorskip("edge.audit.c2pa")
+    if not c2pa.available():
+        pytest.skip(f"c2pa-python does not load on this machine: {c2pa.MISSING}")
+    profile = tmp_path / "c2pa.toml"
+    profile.write_text("[audit]\nc2pa = true\n", encoding="utf-8")
+    out = tmp_path / "out"
+    result = veil("redact", audited_run.src, "-o", out, "--config", profile)
+    assert result.returncode == 0, result.stderr
+    result = veil("audit", "verify", out / DEFAULT_LOG_NAME, "--media", out)
+    assert result.returncode == 0, result.stdout
+    assert "3 checked against their hashes, 3 C2PA manifest(s) valid" in result.stdout
+    assert not list(out.rglob(".*partial*"))
+    # Each output carries a manifest signed by the device key; the unsealed run's outputs none.
+    key = load_or_create(Path(os.environ["VEIL_KEY_DIR"]))[0]
+    for name in ("clip.mp4", "face.png", "face.jpg"):
+        assert c2pa.check_file(out / name, raw_public(key.public)) is None, name
+    assert c2pa.check_file(audited_run.out / "face.png", raw_public(key.public)) == (
+        "no C2PA manifest"
+    )

@@ -101,6 +101,7 @@ class FileClosed(_Record):
     first_ts: float | None
     last_ts: float | None
     source_sha256: Hex64 | None
+    c2pa: bool  # a C2PA manifest signed by the run's key is inside the file
 
 
 class FileDiscarded(_Record):

@@ -29,7 +29,8 @@ def render_summary(v: Verdict) -> str:
         "fail-closed: "
         + (", ".join(f"{k} x{n}" for k, n in sorted(causes.items())) if causes else "none"),
         f"files: {len(logged)} logged"
-        + (f", {v.media_checked} checked against their hashes" if v.media_checked else ""),
+        + (f", {v.media_checked} checked against their hashes" if v.media_checked else "")
+        + (f", {v.c2pa_checked} C2PA manifest(s) valid" if v.c2pa_checked else ""),
     ]
     if v.head is not None:
         lines.append(f"head: seq {v.head[0]}, sha256 {v.head[1]}")

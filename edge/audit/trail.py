@@ -147,6 +147,7 @@ class AuditTrail:
             first_ts=out.first_ts,
             last_ts=out.last_ts,
             source_sha256=source_sha256,
+            c2pa=self._cfg.audit.c2pa,
         )
         self.files += 1
         self.log.sync()

@@ -78,6 +78,8 @@ class LoggedFile:
     line: int
     seq: int
     source_sha256: str | None
+    c2pa: bool
+    signer: bytes  # the raw public key of the run that logged it
     deleted: bool = False
 
 
@@ -91,6 +93,7 @@ class Verdict:
     files: dict[str, LoggedFile] = field(default_factory=dict)
     head: tuple[int, str] | None = None  # last record's seq and line SHA-256
     media_checked: int = 0
+    c2pa_checked: int = 0
     trusted_keys: bool = False
 
     @property
@@ -295,6 +298,8 @@ class _Scan:
                 number,
                 record.seq,
                 record.source_sha256,
+                record.c2pa,
+                raw_public(self.run_key) if self.run_key is not None else b"",
             )
         elif isinstance(record, FileDeleted):
             if record.name in v.files:
@@ -331,6 +336,19 @@ class _Scan:
             )
 
 
+def _check_c2pa(v: Verdict, path: Path, logged: LoggedFile) -> None:
+    from edge.audit import c2pa
+
+    if not c2pa.available():
+        v.notes.append(f"{logged.name}: its C2PA manifest was not checked ({c2pa.MISSING})")
+        return
+    reason = c2pa.check_file(path, logged.signer)
+    if reason is not None:
+        v.problems.append(Problem(f"{logged.name}: {reason}", logged.line, logged.seq))
+    else:
+        v.c2pa_checked += 1
+
+
 def _check_media(v: Verdict, media: Path) -> None:
     root = media.resolve()
     log_dir = v.path.parent.resolve()
@@ -349,6 +367,7 @@ def _check_media(v: Verdict, media: Path) -> None:
             v.problems.append(Problem(f"{logged.name} is missing", **where))
             continue
         size, digest = sha256_file(path)
+        v.media_checked += 1
         if digest != logged.sha256:
             v.problems.append(
                 Problem(
@@ -358,7 +377,8 @@ def _check_media(v: Verdict, media: Path) -> None:
                     **where,
                 )
             )
-        v.media_checked += 1
+        elif logged.c2pa:
+            _check_c2pa(v, path, logged)
     originals = {f.source_sha256: f for f in v.files.values() if f.source_sha256}
     suffixes = VIDEO_SUFFIXES | IMAGE_SUFFIXES
     for path in sorted(p for p in root.rglob("*") if p.is_file()):

@@ -8,7 +8,8 @@ from typing import Literal
 
 from tqdm import tqdm
 
-from edge.audit import DEFAULT_LOG_NAME, AuditLog, AuditTrail, load_or_create
+from edge import __version__
+from edge.audit import DEFAULT_LOG_NAME, AuditLog, AuditTrail, DeviceKey, c2pa, load_or_create
 from edge.audit.keys import check_outside, default_key_dir
 from edge.capture import FrameSource, ImageFileSource, VideoFileSource
 from edge.cli.progress import terminal_size
@@ -20,15 +21,17 @@ from edge.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Job, output_root, plan
 from edge.pipeline import RunReport, run, video_sink_for
 from edge.redact import Redactor
 from edge.sinks import ImageFileSink, Sink
+from edge.sinks.atomic import Seal
 
 
 class Runner:
     """Holds the models for a whole command (one detector per media kind, built on first use)
     and its audit trail, which every job reports to."""
 
-    def __init__(self, cfg: Config, trail: AuditTrail) -> None:
+    def __init__(self, cfg: Config, trail: AuditTrail, seal: Seal | None) -> None:
         self.cfg = cfg
         self.trail = trail
+        self.seal = seal
         self.redactor = Redactor(cfg.redact)
         self._detectors: dict[str, FaceDetector] = {}
 
@@ -61,14 +64,14 @@ class Runner:
             video = VideoFileSource(job.src)
             source = video
             try:
-                sink = video_sink_for(video, job.dst, self.cfg.video)
+                sink = video_sink_for(video, job.dst, self.cfg.video, self.seal)
             except BaseException:
                 video.close()
                 raise
             total = video.frame_count
         else:
             source = ImageFileSource(job.src)
-            sink = ImageFileSink(job.dst)
+            sink = ImageFileSink(job.dst, seal=self.seal)
             total = 1
         detector = self.detector(job.kind)
         with tqdm(
@@ -120,6 +123,8 @@ def redact_command(
     log_path = audit_log or output_root(src, jobs) / DEFAULT_LOG_NAME
     if log_path.suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES:
         raise UsageError(f"audit log {log_path} has a media file's name; use .jsonl")
+    if cfg.audit.c2pa and not c2pa.available():
+        raise UsageError(c2pa.MISSING)
     key, created = load_or_create(key_folder)
     if created:
         print(
@@ -133,7 +138,7 @@ def redact_command(
         status: Literal["ok", "fail-closed", "error", "interrupted"] = "error"
         error: BaseException | None = None
         try:
-            failed, obscured = _run_jobs(jobs, Runner(cfg, trail))
+            failed, obscured = _run_jobs(jobs, Runner(cfg, trail, _seal(cfg, key)))
             status = "error" if failed else "fail-closed" if obscured else "ok"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -151,6 +156,13 @@ def redact_command(
         )
         return 1
     return 3 if obscured else 0
+
+
+def _seal(cfg: Config, key: DeviceKey) -> Seal | None:
+    """With `[audit] c2pa`, each output gets a C2PA manifest signed by the device key."""
+    if not cfg.audit.c2pa:
+        return None
+    return lambda src, dst: c2pa.sign_file(src, dst, key, __version__)
 
 
 def _run_jobs(jobs: list[Job], runner: Runner) -> tuple[int, int]:

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 
 from edge.digest import sha256_file
 from edge.errors import OutputError
 
 _MARK = ".veil-"
+# Rewrites a finished file into a new one (e.g. adds a C2PA manifest) before it is hashed.
+Seal = Callable[[Path, Path], None]
 
 
 def is_partial(path: Path) -> bool:
@@ -33,8 +36,18 @@ class AtomicFile:
         except OSError as exc:
             raise OutputError(f"cannot write {final}: {exc.strerror or exc}") from None
 
-    def commit(self) -> tuple[int, str]:
-        """Publish the file; returns the size and SHA-256 of exactly what was renamed into place."""
+    def commit(self, seal: Seal | None = None) -> tuple[int, str]:
+        """Publish the file; returns the size and SHA-256 of exactly what was renamed into place.
+        `seal`, if given, first rewrites the finished file into a second hidden one."""
+        if seal is not None:
+            sealed = self.temp.with_suffix(".sealing" + self.temp.suffix)
+            try:
+                seal(self.temp, sealed)
+                os.replace(sealed, self.temp)
+            except BaseException:
+                sealed.unlink(missing_ok=True)
+                self.discard()
+                raise
         try:
             fd = os.open(self.temp, os.O_RDONLY)
             try:

@@ -9,15 +9,16 @@ import cv2
 
 from edge.errors import OutputError
 from edge.frames import RedactedFrame
-from edge.sinks.atomic import AtomicFile
+from edge.sinks.atomic import AtomicFile, Seal
 from edge.sinks.base import Published, require_redacted
 
 _PARAMS = {".jpg": [cv2.IMWRITE_JPEG_QUALITY, 92], ".jpeg": [cv2.IMWRITE_JPEG_QUALITY, 92]}
 
 
 class ImageFileSink:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, seal: Seal | None = None) -> None:
         self._file = AtomicFile(path)
+        self._seal = seal
         self._ext = path.suffix.lower()
         self._written = False
 
@@ -38,7 +39,7 @@ class ImageFileSink:
         if not self._written:
             self.abort()
             raise OutputError(f"{self._file.final}: no frame was written")
-        size, digest = self._file.commit()
+        size, digest = self._file.commit(self._seal)
         return Published(self._file.final, size, digest, 1, None, None)
 
     def abort(self) -> None:

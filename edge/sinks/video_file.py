@@ -15,7 +15,7 @@ import numpy as np
 from edge.config import VideoConfig
 from edge.errors import OutputError
 from edge.frames import RedactedFrame
-from edge.sinks.atomic import AtomicFile
+from edge.sinks.atomic import AtomicFile, Seal
 from edge.sinks.base import Published, require_redacted
 
 
@@ -29,9 +29,12 @@ class VideoFileSink:
         rate: Fraction,
         cfg: VideoConfig,
         time_base: Fraction | None = None,
+        seal: Seal | None = None,
     ) -> None:
-        """`time_base` is the source's: frames that carry timestamps in it keep them."""
+        """`time_base` is the source's: frames that carry timestamps in it keep them. `seal`
+        rewrites the finished file before it is published (provenance)."""
         self._file = AtomicFile(path)
+        self._seal = seal
         self._last_pts: int | None = None
         self._first_pts: int | None = None
         self._frames = 0
@@ -93,7 +96,7 @@ class VideoFileSink:
         except (av.FFmpegError, OSError) as exc:
             self.abort()
             raise OutputError(f"cannot finish {self._file.final}: {exc}") from None
-        size, digest = self._file.commit()
+        size, digest = self._file.commit(self._seal)
         last = None if self._last_pts is None else float(self._last_pts * self._time_base)
         return Published(
             self._file.final, size, digest, self._frames, 0.0 if self._frames else None, last
