@@ -299,3 +299,51 @@ def test_a_real_runs_records_hold_only_allowed_values(audited_run: AuditedRun) -
     # Faces were found and counted, and not one number in the log could be a face's place.
     assert sum(r.get("faces", 0) for r in records if r["type"] == "summary") > 0
     assert os.path.getsize(audited_run.log) < 8000
+
+
+def test_a_new_log_whose_first_write_was_cut_off_recovers(tmp_path: Path) -> None:
+    log = tmp_path / "veil-audit.jsonl"
+    _run(log, tmp_path / "keys")
+    log.write_bytes(log.read_bytes()[:100])  # the power went during the very first write
+    assert not verify_log(log).ok
+    _run(log, tmp_path / "keys")
+    verdict = verify_log(log)
+    assert verdict.ok, verdict.problems
+    assert any("torn record (101 bytes" in note for note in verdict.notes), verdict.notes
+
+
+def test_removing_an_acknowledged_torn_line_is_caught(tmp_path: Path) -> None:
+    log = tmp_path / "veil-audit.jsonl"
+    _run(log, tmp_path / "keys", stop=False).log.close()
+    with log.open("ab") as f:
+        f.write(b'{"detect_ms_p50":1')
+    _run(log, tmp_path / "keys")
+    log.write_bytes(log.read_bytes().replace(b'{"detect_ms_p50":1\n', b""))
+    first = verify_log(log).problems[0]
+    assert "torn bytes precede it, but none do" in first.message
+
+
+def test_hostile_lines_are_problems_not_crashes(tmp_path: Path) -> None:
+    log = tmp_path / "veil-audit.jsonl"
+    _run(log, tmp_path / "keys")
+    data = log.read_bytes()
+    for garbage in (b"[" * 100_000, b'{"seq":true}', b"\xff\xfe", b'{"seq":1,"a":' * 900):
+        log.write_bytes(data + garbage + b"\n")
+        verdict = verify_log(log)
+        assert not verdict.ok and verdict.problems[0].line == data.count(b"\n") + 1
+
+
+def test_a_signature_spelled_another_way_is_caught(tmp_path: Path) -> None:
+    """Base64 leaves spare bits in a signature's last character; they must be zero, or one
+    record would have several spellings and the published head hash would not be unique."""
+    log = tmp_path / "veil-audit.jsonl"
+    _run(log, tmp_path / "keys")
+    lines = log.read_bytes().splitlines()
+    obj = json.loads(lines[-1])
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    last = obj["sig"][-3]  # 64 bytes: 86 characters, "==", so 4 spare bits in the 86th
+    obj["sig"] = obj["sig"][:-3] + alphabet[alphabet.index(last) ^ 1] + "=="
+    lines[-1] = json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+    log.write_bytes(b"".join(line + b"\n" for line in lines))
+    first = verify_log(log).problems[0]
+    assert first.line == len(lines) and "signature does not verify" in first.message

@@ -1,8 +1,9 @@
 """The device key: an Ed25519 key pair and a random device id, made on first use.
 
 The private key is written once, with mode 0600, in a folder of its own (`$VEIL_KEY_DIR`, else
-the per-user data folder); it is refused if anyone but its owner can read it, and it must never
-sit in a folder whose contents are published. The device id is random, never a hardware serial.
+the per-user data folder); it is refused if anyone but its owner can read it or write its folder,
+and it must never sit in a folder whose contents are published. The device id is derived from
+the random key, never from a hardware serial.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from edge.durable import sync_folder
 from edge.errors import AuditError, UsageError
 
 PRIVATE_NAME = "device-key.pem"
 PUBLIC_NAME = "device-key.pub.pem"
-ID_NAME = "device-id"
 
 
 def default_key_dir() -> Path:
@@ -43,13 +44,22 @@ def key_id(key: Ed25519PublicKey) -> str:
     return hashlib.sha256(raw_public(key)).hexdigest()[:16]
 
 
+def strict_b64(text: str) -> bytes:
+    """Decode base64 that is spelled the one canonical way: the unused low bits of the last
+    character must be zero, or one signature would have several spellings (and line hashes)."""
+    raw = base64.b64decode(text, validate=True)
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise ValueError("base64 not in canonical form")
+    return raw
+
+
 def public_from_b64(text: str) -> Ed25519PublicKey:
-    return Ed25519PublicKey.from_public_bytes(base64.b64decode(text, validate=True))
+    return Ed25519PublicKey.from_public_bytes(strict_b64(text))
 
 
 def signature_holds(key: Ed25519PublicKey, signature_b64: str, message: bytes) -> bool:
     try:
-        key.verify(base64.b64decode(signature_b64, validate=True), message)
+        key.verify(strict_b64(signature_b64), message)
     except (InvalidSignature, ValueError):
         return False
     return True
@@ -91,54 +101,76 @@ def load_or_create(folder: Path | None = None) -> tuple[DeviceKey, bool]:
     return _create(folder), True
 
 
+def device_id_of(key: Ed25519PrivateKey) -> str:
+    """A random-looking id bound to the key (a domain-separated hash of its private half): it is
+    made with the key and changes with it, and is never a hardware serial."""
+    raw = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    return hashlib.sha256(b"veil device id\0" + raw).hexdigest()[:32]
+
+
 def _create(folder: Path) -> DeviceKey:
     key = Ed25519PrivateKey.generate()
-    device = secrets.token_hex(16)
     pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    made = DeviceKey(key, device, folder)
+    made = DeviceKey(key, device_id_of(key), folder)
+    temp = folder / f".{PRIVATE_NAME}.{secrets.token_hex(4)}.tmp"
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # O_EXCL: two first runs racing cannot both write a key; 0600 from the first byte.
-        fd = os.open(folder / PRIVATE_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written whole and fsync'd under a temporary name (0600 from the first byte), then
+        # linked into place: link fails if a racing first run won, and no reader ever sees a
+        # half-written key.
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.write(fd, pem)
             os.fsync(fd)
         finally:
             os.close(fd)
-        (folder / ID_NAME).write_text(device + "\n", encoding="ascii")
-        (folder / PUBLIC_NAME).write_bytes(made.public_pem())
-    except FileExistsError:
-        return _load(folder)
+        try:
+            os.link(temp, folder / PRIVATE_NAME)
+        except FileExistsError:
+            return _load(folder)
+        sync_folder(folder)
+        public = folder / PUBLIC_NAME
+        public_temp = public.with_name(f".{PUBLIC_NAME}.{secrets.token_hex(4)}.tmp")
+        public_temp.write_bytes(made.public_pem())
+        os.replace(public_temp, public)
     except OSError as exc:
         why = exc.strerror or exc
         raise AuditError(f"cannot create the device key in {folder}: {why}") from None
+    finally:
+        temp.unlink(missing_ok=True)
     return made
 
 
 def _load(folder: Path) -> DeviceKey:
     path = folder / PRIVATE_NAME
     try:
-        mode = path.stat().st_mode
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        info = path.stat()
+        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise AuditError(
-                f"device key {path} can be read by others (mode {stat.filemode(mode)}); "
+                f"device key {path} can be read by others (mode {stat.filemode(info.st_mode)}); "
                 f"run `chmod 600 {path}`"
             )
+        if info.st_uid != os.geteuid():
+            raise AuditError(f"device key {path} belongs to another user (uid {info.st_uid})")
+        if folder.stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise AuditError(
+                f"key folder {folder} can be written by others, who could swap the key; "
+                f"run `chmod 700 {folder}`"
+            )
         private = serialization.load_pem_private_key(path.read_bytes(), password=None)
-        device = (folder / ID_NAME).read_text(encoding="ascii").strip()
     except OSError as exc:
         raise AuditError(f"cannot read the device key in {folder}: {exc.strerror or exc}") from None
     except ValueError:
         raise AuditError(f"{path} is not a PEM private key") from None
     if not isinstance(private, Ed25519PrivateKey):
         raise AuditError(f"{path} is not an Ed25519 key")
-    if len(device) != 32 or any(c not in "0123456789abcdef" for c in device):
-        raise AuditError(f"{folder / ID_NAME} does not hold a device id (32 hex digits)")
-    return DeviceKey(private, device, folder)
+    return DeviceKey(private, device_id_of(private), folder)
 
 
 def load_public(path: Path) -> Ed25519PublicKey:

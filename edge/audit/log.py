@@ -9,12 +9,16 @@ boundary and at stop.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import hashlib
 import json
 import os
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +28,11 @@ from pydantic import ValidationError
 from edge.audit.keys import DeviceKey
 from edge.audit.records import FORMAT, GENESIS, RECORD_TYPES, canonical, signed_part
 from edge.config import first_problem
+from edge.durable import sync_folder
 from edge.errors import AuditError
 
 _TAIL = 1 << 20  # records are a few hundred bytes; the last whole one is within this
+_FIRST = b'{"config_sha256":"'  # how a run_start begins, in canonical (sorted) form
 
 
 @dataclass(frozen=True)
@@ -50,14 +56,17 @@ def parse_record(line: bytes) -> dict[str, Any] | None:
     """The record on `line` if it is one whole record in canonical form, else None."""
     try:
         obj = json.loads(line.decode("ascii"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
-    if not isinstance(obj, dict) or not isinstance(obj.get("seq"), int):
+    if not isinstance(obj, dict):
+        return None
+    seq = obj.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool):
         return None
     try:
         if canonical(obj) != line:
             return None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return None
     return obj
 
@@ -84,6 +93,12 @@ def read_tail(data: bytes, whole_file: bool) -> Tail:
             unterminated=end > len(data),
             torn_padded=padded,
         )
+    body = data.removesuffix(b"\n")
+    if whole_file and b"\n" not in body and (_FIRST.startswith(body) or body.startswith(_FIRST)):
+        # A new log whose first record (a run_start) was cut off mid-write: the next run_start
+        # names these bytes, and `verify` reports them.
+        padded = not data.endswith(b"\n")
+        return Tail(0, GENESIS, None, data + b"\n" if padded else data, torn_padded=padded)
     raise AuditError("no whole audit record in its last MiB: not a Veil audit log, or damaged")
 
 
@@ -122,7 +137,10 @@ class AuditLog:
             except AuditError as exc:
                 raise AuditError(f"cannot append to {path}: {exc}") from None
             if not existed:
-                _sync_folder(path.parent)
+                try:
+                    sync_folder(path.parent)
+                except OSError:
+                    pass  # the log still works; only its name is not yet durable
         except BaseException:
             os.close(self._fd)
             raise
@@ -149,10 +167,13 @@ class AuditLog:
         except (KeyError, ValidationError) as exc:
             detail = first_problem(exc) if isinstance(exc, ValidationError) else "unknown type"
             raise AuditError(f"refusing to log a {obj.get('type')} record: {detail}") from None
-        self._write(self._pending + line + b"\n")
-        self._pending = b""
-        self._prev = hashlib.sha256(line).hexdigest()
-        self._seq += 1
+        # Ctrl-C or SIGTERM must not land between the write and the state that follows it, or
+        # the run's stop record would repeat a seq: hold them until both are done.
+        with _signals_held():
+            self._write(self._pending + line + b"\n")
+            self._pending = b""
+            self._prev = hashlib.sha256(line).hexdigest()
+            self._seq += 1
         return int(obj["seq"])
 
     def _write(self, data: bytes) -> None:
@@ -187,15 +208,14 @@ class AuditLog:
         self.close()
 
 
-def _sync_folder(folder: Path) -> None:
-    """Make a new file's name survive a power cut."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
-        os.fsync(fd)
-    except OSError:
-        pass
+        yield
     finally:
-        os.close(fd)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)

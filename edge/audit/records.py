@@ -27,7 +27,8 @@ Utc = Annotated[str, StringConstraints(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d
 Signature = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{86}==$")]
 PublicKey = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9+/]{43}=$")]
 # A file name relative to the log's folder (POSIX separators).
-FileName = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+# No control characters: a name is shown in terminals and joined onto paths.
+FileName = Annotated[str, StringConstraints(pattern=r"^[^\x00-\x1f\x7f]{1,1024}$")]
 # "detector: RuntimeError", "overload", "stale": a stage and an exception class, never a message.
 Cause = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z-]*(: [A-Za-z_][A-Za-z0-9_.]*)?$")]
 ErrorName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_.]*$", max_length=80)]

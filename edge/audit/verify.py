@@ -158,12 +158,18 @@ class _Scan:
             if self.torn_at is None:
                 self.torn_at = (number, offset)
             return
+        if self.torn_at is not None:
+            self.torn(obj, offset)
+        elif obj.get("type") == "run_start" and obj.get("torn_bytes"):
+            self.problem(
+                f"the run says {obj['torn_bytes']} torn bytes precede it, but none do: removed",
+                number,
+                obj["seq"],
+            )
         if unterminated:
             self.problem("the last record lacks its newline: the log was cut off", number, None)
         model = RECORD_TYPES.get(str(obj.get("type")))
         seq = obj["seq"]
-        if self.torn_at is not None:
-            self.torn(obj, offset)
         v = self.verdict
         v.records += 1
         line_hash = hashlib.sha256(raw).hexdigest()
@@ -257,6 +263,13 @@ class _Scan:
     def account(self, record: Record, number: int) -> None:
         v = self.verdict
         if isinstance(record, RunStart):
+            if self.run is None and record.unclosed_run is not None:
+                self.problem(
+                    f"the run says run {record.unclosed_run[:8]} was left unclosed, but the log "
+                    "holds its stop record or no such run: records were removed",
+                    number,
+                    record.seq,
+                )
             if self.run is not None:
                 if record.unclosed_run == self.run.run:
                     v.notes.append(
@@ -342,7 +355,10 @@ def _check_c2pa(v: Verdict, path: Path, logged: LoggedFile) -> None:
     if not c2pa.available():
         v.notes.append(f"{logged.name}: its C2PA manifest was not checked ({c2pa.MISSING})")
         return
-    reason = c2pa.check_file(path, logged.signer)
+    try:
+        reason = c2pa.check_file(path, logged.signer)
+    except (UsageError, OSError) as exc:
+        reason = f"C2PA manifest cannot be checked: {exc}"
     if reason is not None:
         v.problems.append(Problem(f"{logged.name}: {reason}", logged.line, logged.seq))
     else:
@@ -356,17 +372,25 @@ def _check_media(v: Verdict, media: Path) -> None:
     for logged in v.files.values():
         if logged.deleted:
             continue
-        path = (log_dir / logged.name).resolve()
+        try:
+            path = (log_dir / logged.name).resolve()
+        except (OSError, ValueError):
+            v.problems.append(Problem(f"{logged.name!r}: not a usable file name", logged.line))
+            continue
         if path.is_relative_to(root):
             expected[path] = logged
         else:
             v.notes.append(f"{logged.name}: outside {media}, not checked")
     for path, logged in expected.items():
         where = {"line": logged.line, "seq": logged.seq}
-        if not path.is_file():
+        try:
+            size, digest = sha256_file(path)
+        except FileNotFoundError:
             v.problems.append(Problem(f"{logged.name} is missing", **where))
             continue
-        size, digest = sha256_file(path)
+        except OSError as exc:
+            v.problems.append(Problem(f"{logged.name} cannot be read: {exc.strerror}", **where))
+            continue
         v.media_checked += 1
         if digest != logged.sha256:
             v.problems.append(
@@ -386,7 +410,10 @@ def _check_media(v: Verdict, media: Path) -> None:
         if path.suffix.lower() not in suffixes or resolved in expected:
             continue
         shown = path.relative_to(root).as_posix()
-        _, digest = sha256_file(path)
+        try:
+            _, digest = sha256_file(path)
+        except OSError:
+            digest = ""
         if digest in originals:
             of = originals[digest]
             message = (

@@ -118,7 +118,7 @@ def redact_command(
     cfg = load_config(config)
     jobs = plan(src, dst, overwrite=overwrite)
     key_folder = key_dir or default_key_dir()
-    check_outside(key_folder, sorted({job.dst.parent for job in jobs}))
+    check_outside(key_folder, [output_root(src, jobs), *sorted({job.dst.parent for job in jobs})])
     # Default: beside the outputs (in the output folder of a folder run).
     log_path = audit_log or output_root(src, jobs) / DEFAULT_LOG_NAME
     if log_path.suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edge.digest import sha256_file
+from edge.durable import sync_folder
 from edge.errors import OutputError
 
 _MARK = ".veil-"
@@ -56,6 +57,7 @@ class AtomicFile:
                 os.close(fd)
             size, digest = sha256_file(self.temp)
             os.replace(self.temp, self.final)
+            sync_folder(self.final.parent)  # the new name, too, must survive a power cut
         except OSError as exc:
             self.discard()
             raise OutputError(f"cannot write {self.final}: {exc.strerror or exc}") from None
