@@ -1,4 +1,5 @@
-"""SHA-256 of files, read in chunks so a long recording never sits in memory whole."""
+"""SHA-256 as hex, of bytes and of files (read in chunks so a long recording never sits in
+memory whole)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import hashlib
 from pathlib import Path
 
 _CHUNK = 1 << 20
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def sha256_file(path: Path) -> tuple[int, str]:

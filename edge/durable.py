@@ -1,4 +1,5 @@
-"""fsync of a folder: a file's new name (created or renamed) survives a power cut only then."""
+"""Writing files that last: fsync of a folder (a file's new name survives a power cut only
+then), and the check that a path can be created at all."""
 
 from __future__ import annotations
 
@@ -12,3 +13,8 @@ def sync_folder(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def file_in_the_way(path: Path) -> Path | None:
+    """An existing file where one of `path`'s folders would have to be, if any."""
+    return next((p for p in path.parents if p.exists() and not p.is_dir()), None)

@@ -188,13 +188,10 @@ def load_public(path: Path) -> Ed25519PublicKey:
     return key
 
 
-def check_outside(folder: Path, outputs: list[Path]) -> None:
-    """Refuse a key folder that lies inside (or is) an output folder: outputs get published."""
-    here = folder.expanduser().resolve()
-    for out in outputs:
-        root = out.expanduser().resolve()
-        if here == root or here.is_relative_to(root):
-            raise UsageError(
-                f"key folder {folder} is inside the output folder {out}; the private key must "
-                "never be published with the outputs (pass --key-dir elsewhere)"
-            )
+def check_outside(folder: Path, output: Path) -> None:
+    """Refuse a key folder that lies inside (or is) the output folder: outputs get published."""
+    if folder.expanduser().resolve().is_relative_to(output.expanduser().resolve()):
+        raise UsageError(
+            f"key folder {folder} is inside the output folder {output}; the private key must "
+            "never be published with the outputs (pass --key-dir elsewhere)"
+        )

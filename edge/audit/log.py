@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import hashlib
 import json
 import os
 import signal
@@ -28,7 +27,8 @@ from pydantic import ValidationError
 from edge.audit.keys import DeviceKey
 from edge.audit.records import FORMAT, GENESIS, RECORD_TYPES, canonical, signed_part
 from edge.config import first_problem
-from edge.durable import sync_folder
+from edge.digest import sha256_bytes
+from edge.durable import file_in_the_way, sync_folder
 from edge.errors import AuditError
 
 _TAIL = 1 << 20  # records are a few hundred bytes; the last whole one is within this
@@ -87,7 +87,7 @@ def read_tail(data: bytes, whole_file: bool) -> Tail:
         padded = bool(torn) and not torn.endswith(b"\n")
         return Tail(
             seq=int(obj["seq"]) + 1,
-            prev=hashlib.sha256(lines[i]).hexdigest(),
+            prev=sha256_bytes(lines[i]),
             unclosed_run=None if obj.get("type") == "run_stop" else str(obj.get("run")),
             torn=torn + b"\n" if padded else torn,
             unterminated=end > len(data),
@@ -117,7 +117,7 @@ class AuditLog:
         existed = path.exists()
         if existed and not path.is_file():
             raise AuditError(f"audit log {path} is not a file")
-        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        blocker = file_in_the_way(path)
         if blocker is not None:
             raise AuditError(f"cannot write audit log {path}: {blocker} is a file, not a folder")
         try:
@@ -172,7 +172,7 @@ class AuditLog:
         with _signals_held():
             self._write(self._pending + line + b"\n")
             self._pending = b""
-            self._prev = hashlib.sha256(line).hexdigest()
+            self._prev = sha256_bytes(line)
             self._seq += 1
         return int(obj["seq"])
 

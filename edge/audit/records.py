@@ -36,6 +36,9 @@ SettingKey = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_.]*$", ma
 SettingValue = Annotated[str, StringConstraints(max_length=200)] | int | float | bool
 Version = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z.+-]{1,40}$")]
 Count = Annotated[int, Field(ge=0)]
+Status = Literal["ok", "fail-closed", "error", "interrupted"]
+# The counts a `summary` holds since the previous one, and a `run_stop` in total.
+COUNTS = ("frames_in", "frames_out", "dropped", "obscured", "faces")
 Millis = Annotated[float, Field(ge=0.0)]
 
 
@@ -126,7 +129,7 @@ class FileDeleted(_Record):
 
 class RunStop(_Record):
     type: Literal["run_stop"]
-    status: Literal["ok", "fail-closed", "error", "interrupted"]
+    status: Status
     frames_in: Count
     frames_out: Count
     dropped: Count

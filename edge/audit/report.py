@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from edge.audit.verify import COUNTS, Verdict
+from edge.audit.records import COUNTS
+from edge.audit.verify import Verdict
 
 
 def _span(v: Verdict) -> str:

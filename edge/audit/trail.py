@@ -7,7 +7,6 @@ which the verifier checks.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import secrets
 import time
@@ -20,14 +19,13 @@ import numpy as np
 
 from edge import __version__
 from edge.audit.log import AuditLog
+from edge.audit.records import COUNTS, Status
 from edge.config import Config
 from edge.detect import model_names
+from edge.digest import sha256_bytes
 from edge.models.manifest import load_manifest
 from edge.pipeline import RunReport
 from edge.sinks.base import Published
-
-_COUNTS = ("frames_in", "frames_out", "dropped", "obscured", "faces")
-Status = Literal["ok", "fail-closed", "error", "interrupted"]
 
 
 def flat_settings(cfg: Config) -> dict[str, str | int | float | bool]:
@@ -51,7 +49,7 @@ def flat_settings(cfg: Config) -> dict[str, str | int | float | bool]:
 class _Seen:
     """How much of one report is already in summaries."""
 
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_COUNTS, 0))
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
     failures: Counter[str] = field(default_factory=Counter)
     detect_count: int = 0
 
@@ -90,7 +88,7 @@ class AuditTrail:
                 for name in model_names(self._cfg.detector)
             ],
             torn_bytes=len(torn),
-            torn_sha256=hashlib.sha256(torn).hexdigest() if torn else None,
+            torn_sha256=sha256_bytes(torn) if torn else None,
             unclosed_run=tail.unclosed_run,
         )
         self.log.sync()
@@ -109,8 +107,8 @@ class AuditTrail:
         if report is not self._report:
             self._report, self._seen = report, _Seen()
         seen = self._seen
-        now = {name: int(getattr(report, name)) for name in _COUNTS}
-        delta = {name: now[name] - seen.counts[name] for name in _COUNTS}
+        now = {name: int(getattr(report, name)) for name in COUNTS}
+        delta = {name: now[name] - seen.counts[name] for name in COUNTS}
         failures = report.failures - seen.failures
         if if_new and not any(delta.values()) and not failures:
             return
@@ -174,7 +172,7 @@ class AuditTrail:
         self._append(
             "run_stop",
             status=status,
-            **{name: self.totals[name] for name in _COUNTS},
+            **{name: self.totals[name] for name in COUNTS},
             files=self.files,
             error=None if error is None else type(error).__name__,
         )

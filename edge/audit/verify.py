@@ -9,7 +9,6 @@ yields the problem at that record first. `Verdict.problems[0]` is the first bad 
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from pydantic import ValidationError
 from edge.audit.keys import key_id, public_from_b64, raw_public, signature_holds
 from edge.audit.log import parse_record
 from edge.audit.records import (
+    COUNTS,
     GENESIS,
     RECORD_TYPES,
     FileClosed,
@@ -31,11 +31,9 @@ from edge.audit.records import (
     signed_part,
 )
 from edge.config import first_problem
-from edge.digest import sha256_file
+from edge.digest import sha256_bytes, sha256_file
 from edge.errors import UsageError
-from edge.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-
-COUNTS = ("frames_in", "frames_out", "dropped", "obscured", "faces")
+from edge.media import media_kind
 
 
 @dataclass(frozen=True)
@@ -172,7 +170,7 @@ class _Scan:
         seq = obj["seq"]
         v = self.verdict
         v.records += 1
-        line_hash = hashlib.sha256(raw).hexdigest()
+        line_hash = sha256_bytes(raw)
         before = len(v.problems)
         try:
             if model is None:
@@ -200,7 +198,7 @@ class _Scan:
         acknowledged = (
             obj.get("type") == "run_start"
             and obj.get("torn_bytes") == len(region)
-            and obj.get("torn_sha256") == hashlib.sha256(region).hexdigest()
+            and obj.get("torn_sha256") == sha256_bytes(region)
         )
         if acknowledged:
             self.verdict.notes.append(
@@ -404,10 +402,9 @@ def _check_media(v: Verdict, media: Path) -> None:
         elif logged.c2pa:
             _check_c2pa(v, path, logged)
     originals = {f.source_sha256: f for f in v.files.values() if f.source_sha256}
-    suffixes = VIDEO_SUFFIXES | IMAGE_SUFFIXES
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         resolved = path.resolve()
-        if path.suffix.lower() not in suffixes or resolved in expected:
+        if media_kind(path) is None or resolved in expected:
             continue
         shown = path.relative_to(root).as_posix()
         try:

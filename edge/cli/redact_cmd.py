@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Literal
 
 from tqdm import tqdm
 
 from edge import __version__
 from edge.audit import DEFAULT_LOG_NAME, AuditLog, AuditTrail, DeviceKey, c2pa, load_or_create
 from edge.audit.keys import check_outside, default_key_dir
+from edge.audit.records import Status
 from edge.capture import FrameSource, ImageFileSource, VideoFileSource
 from edge.cli.progress import terminal_size
 from edge.config import Config, load_config
 from edge.detect import FaceDetector, build_detector
 from edge.digest import sha256_file
 from edge.errors import MediaError, UsageError, VeilError
-from edge.media import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Job, output_root, plan
+from edge.media import Job, media_kind, output_root, plan
 from edge.pipeline import RunReport, run, video_sink_for
 from edge.redact import Redactor
 from edge.sinks import ImageFileSink, Sink
@@ -118,10 +118,11 @@ def redact_command(
     cfg = load_config(config)
     jobs = plan(src, dst, overwrite=overwrite)
     key_folder = key_dir or default_key_dir()
-    check_outside(key_folder, [output_root(src, jobs), *sorted({job.dst.parent for job in jobs})])
+    root = output_root(src, jobs)  # every output lies under it
+    check_outside(key_folder, root)
     # Default: beside the outputs (in the output folder of a folder run).
-    log_path = audit_log or output_root(src, jobs) / DEFAULT_LOG_NAME
-    if log_path.suffix.lower() in VIDEO_SUFFIXES | IMAGE_SUFFIXES:
+    log_path = audit_log or root / DEFAULT_LOG_NAME
+    if media_kind(log_path) is not None:
         raise UsageError(f"audit log {log_path} has a media file's name; use .jsonl")
     if cfg.audit.c2pa and not c2pa.available():
         raise UsageError(c2pa.MISSING)
@@ -135,7 +136,7 @@ def redact_command(
     with AuditLog(log_path, key) as log:
         trail = AuditTrail(log, cfg)
         trail.start("files")
-        status: Literal["ok", "fail-closed", "error", "interrupted"] = "error"
+        status: Status = "error"
         error: BaseException | None = None
         try:
             failed, obscured = _run_jobs(jobs, Runner(cfg, trail, _seal(cfg, key)))

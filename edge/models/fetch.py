@@ -16,9 +16,10 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge.digest import sha256_bytes
 from edge.errors import ModelError
 from edge.models.manifest import ModelEntry, load_manifest
-from edge.models.store import models_dir, sha256_bytes
+from edge.models.store import models_dir
 from edge.models.transforms import apply_transform
 
 

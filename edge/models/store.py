@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import platformdirs
 
+from edge.digest import sha256_bytes
 from edge.errors import ModelError
 from edge.models.manifest import load_manifest
 
@@ -21,10 +21,6 @@ def models_dir() -> Path:
     if (root / "models" / "manifest.toml").is_file() and (root / "pyproject.toml").is_file():
         return root / "models"
     return Path(platformdirs.user_data_dir("veil-edge", appauthor=False)) / "models"
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def model_path(name: str) -> Path:

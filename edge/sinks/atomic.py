@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edge.digest import sha256_file
-from edge.durable import sync_folder
+from edge.durable import file_in_the_way, sync_folder
 from edge.errors import OutputError
 
 _MARK = ".veil-"
@@ -27,7 +27,7 @@ class AtomicFile:
         self.final = final
         suffix = final.suffix
         self.temp = final.with_name(f".{final.stem}{_MARK}{secrets.token_hex(4)}.partial{suffix}")
-        blocker = next((p for p in final.parents if p.exists() and not p.is_dir()), None)
+        blocker = file_in_the_way(final)
         if blocker is not None:
             raise OutputError(f"cannot write {final}: {blocker} is a file, not a folder")
         try:
