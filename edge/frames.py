@@ -37,6 +37,11 @@ class RawFrame(_Sized):
     index: int
     pts: int | None = None
     time_base: Fraction | None = None
+    # time.monotonic() when a live source captured it: the frame's deadline counts from here.
+    captured: float | None = None
+    # A smaller picture of the same instant for the detector (picamera2's `lores` stream), BGR;
+    # boxes found on it are scaled to `pixels`. None: detect on `pixels`.
+    lores: Pixels | None = None
 
 
 class _Capability:
@@ -56,7 +61,7 @@ class RedactedFrame(_Sized):
     not vouch for it (fail closed). Pixels are read-only from here on.
     """
 
-    __slots__ = ("pixels", "index", "pts", "time_base", "faces", "obscured")
+    __slots__ = ("pixels", "index", "pts", "time_base", "faces", "obscured", "captured")
 
     def __init__(
         self,
@@ -68,6 +73,7 @@ class RedactedFrame(_Sized):
         faces: int,
         obscured: bool,
         capability: _Capability,
+        captured: float | None = None,
     ) -> None:
         if capability is not REDACTION_STAGE:
             raise TypeError("only the redaction stage makes a RedactedFrame")
@@ -78,3 +84,4 @@ class RedactedFrame(_Sized):
         self.time_base = time_base
         self.faces = faces
         self.obscured = obscured
+        self.captured = captured

@@ -43,4 +43,5 @@ class Redactor:
             faces=faces,
             obscured=obscured,
             capability=REDACTION_STAGE,
+            captured=frame.captured,
         )
