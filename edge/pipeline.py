@@ -1,38 +1,54 @@
-"""The frame loop: capture → detect → redact → sink, with fail-closed handling.
+"""The per-frame logic every run shares, recorded or live: detect, track, vouch, redact.
 
-Decoding and encoding run in their own threads behind small bounded queues, so FFmpeg and
-onnxruntime (both release the GIL) overlap while memory stays flat on any length of video.
+`vouch` turns frames into `Held` frames that the detector has vouched for (searched themselves,
+or, where a profile searches every Nth frame, with searched frames on both sides), each with
+every box gathered for it; `redact_held` makes the `RedactedFrame`s. `redact_stream` chains the
+two for in-memory use (`veil eval`); `edge.loop.run` runs them in their own threads. On a live
+source each frame has a deadline (`Realtime`): one the detector has not vouched for in time is
+dropped or fully obscured, never passed clear, and counted by cause.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from fractions import Fraction
-from pathlib import Path
-from typing import Generic, TypeVar
+from typing import Literal
 
 import numpy as np
 
-from edge.capture.base import FrameSource
-from edge.capture.video_file import VideoFileSource
-from edge.config import TrackConfig, VideoConfig
+from edge.config import LiveConfig, TrackConfig
 from edge.detect.base import FaceDetector
 from edge.detect.detections import Detections
 from edge.frames import RawFrame, RedactedFrame
 from edge.redact.redactor import Redactor
-from edge.sinks.atomic import Seal
-from edge.sinks.base import Published, Sink
-from edge.sinks.video_file import VideoFileSink
+from edge.sinks.base import Published
 from edge.track import Coverage, Lookahead, Tracker
 from edge.track.lookahead import Held
 
-_QUEUE_DEPTH = 4
-T = TypeVar("T")
+_KEPT = 100_000  # timings kept for percentiles (a day at 30 frames/s keeps the last hour)
+
+
+class Timings:
+    """Milliseconds of one kind (detector, capture-to-sink), the last `_KEPT` of them."""
+
+    def __init__(self) -> None:
+        self.values: deque[float] = deque(maxlen=_KEPT)
+        self.count = 0  # every timing ever added, also those the deque has let go
+
+    def add(self, ms: float) -> None:
+        self.values.append(ms)
+        self.count += 1
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(np.fromiter(self.values, float), q)) if self.values else 0.0
+
+    def since(self, count: int) -> list[float]:
+        """The timings added after the first `count` (as many as are still kept)."""
+        n = min(self.count - count, len(self.values))
+        return list(self.values)[len(self.values) - n :] if n > 0 else []
 
 
 @dataclass
@@ -40,70 +56,154 @@ class RunReport:
     frames_in: int = 0
     frames_out: int = 0
     faces: int = 0
-    obscured: int = 0  # frames covered whole because detection or redaction failed
-    dropped: int = 0  # frames never output (a live source under overload); 0 on recorded media
-    failures: Counter[str] = field(default_factory=Counter)
-    detect_ms: deque[float] = field(default_factory=lambda: deque(maxlen=100_000))
-    detect_count: int = 0  # every timing ever appended, also those the deque has let go
+    obscured: int = 0  # frames covered whole because they could not be vouched for
+    dropped: int = 0  # frames never output (a live source under overload, late, disk full)
+    failures: Counter[str] = field(default_factory=Counter)  # dropped + obscured, by cause
+    detect: Timings = field(default_factory=Timings)
+    latency: Timings = field(default_factory=Timings)  # capture to sink, live sources
     seconds: float = 0.0
     output: Published | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def fail(self, cause: str, *, dropped: bool) -> None:
+        """One frame dropped, or fully obscured, for `cause` (several threads call this)."""
+        with self._lock:
+            if dropped:
+                self.dropped += 1
+            else:
+                self.obscured += 1
+            self.failures[cause] += 1
+
+    # The detector's timings under their earlier names (bench, the audit trail, eval).
+    @property
+    def detect_count(self) -> int:
+        return self.detect.count
 
     def detect_ms_percentile(self, q: float) -> float:
-        return (
-            float(np.percentile(np.fromiter(self.detect_ms, float), q)) if self.detect_ms else 0.0
-        )
+        return self.detect.percentile(q)
 
     def recent_detect_ms(self, since_count: int) -> list[float]:
-        """The timings appended after the first `since_count` (as many as are still kept)."""
-        n = min(self.detect_count - since_count, len(self.detect_ms))
-        return list(self.detect_ms)[len(self.detect_ms) - n :] if n > 0 else []
+        return self.detect.since(since_count)
 
 
-class _Done:
-    pass
+@dataclass(frozen=True)
+class Realtime:
+    """A live source's rules: each frame has `max_latency_ms` from capture to be vouched for."""
+
+    max_latency_ms: float = 150.0
+    late: Literal["drop", "obscure"] = "drop"
+    detect_every: int = 1
+    lookahead: int = 0
+    queue: int = 2
+
+    @classmethod
+    def of(cls, cfg: LiveConfig) -> Realtime:
+        return cls(cfg.max_latency_ms, cfg.late, cfg.detect_every, cfg.lookahead, cfg.queue)
+
+    def age_ms(self, raw: RawFrame) -> float:
+        return 0.0 if raw.captured is None else (time.monotonic() - raw.captured) * 1000.0
+
+    def is_late(self, raw: RawFrame) -> bool:
+        return self.age_ms(raw) > self.max_latency_ms
+
+    def hold_over(self, raw: RawFrame) -> bool:
+        """Half the budget is for waiting on later frames; the rest for redaction and output."""
+        return self.age_ms(raw) >= self.max_latency_ms / 2
 
 
-_DONE = _Done()
+def vouch(
+    frames: Iterable[RawFrame | None],
+    detector: FaceDetector,
+    report: RunReport,
+    track: TrackConfig | None = None,
+    *,
+    recorded: bool = True,
+    realtime: Realtime | None = None,
+) -> Iterator[Held[RawFrame]]:
+    """Detect and track `frames`, yielding each (except late ones dropped) once vouched for.
 
-
-class _Stage(Generic[T]):
-    """A bounded hand-over between threads that gives up when the run is stopping."""
-
-    def __init__(self, stop: threading.Event) -> None:
-        self._q: queue.Queue[T | _Done] = queue.Queue(maxsize=_QUEUE_DEPTH)
-        self._stop = stop
-
-    def put(self, item: T | _Done) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
+    Each frame gets its own detections plus the tracker's held predictions (the union: tracking
+    only ever adds masks). Recorded media (`recorded=True`) hold back `track.lookahead` frames so
+    that a face is also covered on the frames before its first detection and across short gaps;
+    a live source holds back `realtime.lookahead` at most, and half its latency budget at most.
+    `None` in `frames` is a live source's idle tick: a chance to let out frames that are due.
+    Any failure on a frame marks it failed: it will be obscured whole (fail closed).
+    """
+    cfg = track or TrackConfig()
+    window = cfg.lookahead if recorded else (realtime.lookahead if realtime else 0)
+    every = realtime.detect_every if realtime else 1
+    tracker = Tracker(cfg, backfill=window)
+    held: Lookahead[RawFrame] = Lookahead(window)
+    due = realtime.hold_over if realtime else None
+    n = 0
+    for raw in frames:
+        if raw is not None:
+            if realtime is not None and realtime.is_late(raw):
+                # Late before the detector could even start: searching it would only make the
+                # frames behind it late too.
+                if realtime.late == "drop":
+                    report.fail("late", dropped=True)
+                    continue
+                yield from held.push(raw, Coverage(Detections.empty()), "late", searched=False)
                 continue
-        return False
-
-    def get(self) -> T | _Done:
-        while True:
+            searched = n % every == 0
+            n += 1
+            found, failed = (
+                _search(detector, raw, report) if searched else (Detections.empty(), None)
+            )
             try:
-                return self._q.get(timeout=0.1)
-            except queue.Empty:
-                if self._stop.is_set():
-                    return _DONE
+                coverage = tracker.update(found, raw.height, raw.width)
+            except Exception as exc:  # boxes the tracker cannot handle (NaN, wrong shape)
+                failed = failed or f"tracker: {type(exc).__name__}"
+                coverage = Coverage(Detections.empty())
+            yield from held.push(raw, coverage, failed, searched=searched)
+        if due is not None:
+            yield from held.release(due)
+    for tail in held.unvouched():  # the stream ended before the next search: search them now
+        found, failed = _search(detector, tail.item, report)
+        tail.boxes.append(found)
+        tail.failed = tail.failed or failed
+        tail.searched = True
+    yield from held.flush()
 
 
-def video_sink_for(
-    source: VideoFileSource, path: Path, cfg: VideoConfig, seal: Seal | None = None
-) -> VideoFileSink:
-    """An MP4 sink matching the source: its upright size, its rate, its timestamps."""
-    return VideoFileSink(
-        path,
-        width=source.width,
-        height=source.height,
-        rate=source.rate or Fraction(30),
-        cfg=cfg,
-        time_base=source.time_base,
-        seal=seal,
-    )
+def _search(
+    detector: FaceDetector, raw: RawFrame, report: RunReport
+) -> tuple[Detections, str | None]:
+    start = time.perf_counter()
+    try:
+        if raw.lores is None:
+            found = detector.detect(raw.pixels)
+        else:
+            found = _scaled(detector.detect(raw.lores), raw.lores, raw)
+    except Exception as exc:  # any detector failure: the frame cannot be vouched for
+        return Detections.empty(), f"detector: {type(exc).__name__}"
+    report.detect.add((time.perf_counter() - start) * 1000.0)
+    return found, None
+
+
+def _scaled(found: Detections, lores: np.ndarray, raw: RawFrame) -> Detections:
+    """Boxes found on the `lores` picture, in `pixels` coordinates."""
+    sx, sy = raw.width / lores.shape[1], raw.height / lores.shape[0]
+    factor = np.array([sx, sy, sx, sy], np.float32)
+    return Detections((found.xyxy * factor).astype(np.float32), found.scores)
+
+
+def redact_held(
+    frames: Iterable[Held[RawFrame]],
+    redactor: Redactor,
+    report: RunReport,
+    realtime: Realtime | None = None,
+) -> Iterator[RedactedFrame]:
+    """Redact each vouched frame; obscure a failed one; on a live source, a frame past its
+    deadline is dropped or obscured (`realtime.late`) instead."""
+    for held in frames:
+        if realtime is not None and held.failed is None and realtime.is_late(held.item):
+            if realtime.late == "drop":
+                report.fail("late", dropped=True)
+                continue
+            held.failed = "late"
+        yield _redact(redactor, held, report)
 
 
 def redact_stream(
@@ -115,38 +215,10 @@ def redact_stream(
     *,
     recorded: bool = True,
 ) -> Iterator[RedactedFrame]:
-    """Detect, track and redact `frames`, yielding one redacted frame per input frame, in order.
-
-    Each frame gets its own detections plus the tracker's held predictions (the union: tracking
-    only ever adds masks). On recorded media (`recorded=True`) up to `track.lookahead` frames are
-    held back, so a face is also covered on the frames before its first detection and across
-    short gaps; a live source passes `recorded=False` and gets only the past and predictions.
-    Any failure on a frame obscures that whole frame (fail closed).
-    """
-    cfg = track or TrackConfig()
-    window = cfg.lookahead if recorded else 0
-    tracker = Tracker(cfg, backfill=window)
-    held: Lookahead[RawFrame] = Lookahead(window)
-    for raw in frames:
-        start = time.perf_counter()
-        failed = None
-        try:
-            found = detector.detect(raw.pixels)
-        except Exception as exc:  # any detector failure: the frame cannot be vouched for
-            failed = f"detector: {type(exc).__name__}"
-            found = Detections.empty()
-        else:
-            report.detect_ms.append((time.perf_counter() - start) * 1000.0)
-            report.detect_count += 1
-        try:
-            coverage = tracker.update(found, raw.height, raw.width)
-        except Exception as exc:  # boxes the tracker cannot handle (NaN, wrong shape)
-            failed = failed or f"tracker: {type(exc).__name__}"
-            coverage = Coverage(Detections.empty())
-        for ready in held.push(raw, coverage, failed):
-            yield _redact(redactor, ready, report)
-    for ready in held.flush():
-        yield _redact(redactor, ready, report)
+    """Detect, track and redact `frames`, yielding one redacted frame per input frame, in order
+    (a live source, `recorded=False`, gets no look-ahead: only the past and predictions)."""
+    held = vouch(frames, detector, report, track, recorded=recorded)
+    yield from redact_held(held, redactor, report)
 
 
 def _redact(redactor: Redactor, held: Held[RawFrame], report: RunReport) -> RedactedFrame:
@@ -158,86 +230,5 @@ def _redact(redactor: Redactor, held: Held[RawFrame], report: RunReport) -> Reda
         else:
             report.faces += frame.faces
             return frame
-    report.failures[held.failed] += 1
-    report.obscured += 1
+    report.fail(held.failed, dropped=False)
     return redactor.obscure(held.item)
-
-
-def run(
-    source: FrameSource,
-    detector: FaceDetector,
-    redactor: Redactor,
-    sink: Sink,
-    track: TrackConfig | None = None,
-    *,
-    on_frame: Callable[[], None] | None = None,
-    observe: Callable[[RunReport], None] | None = None,
-    report: RunReport | None = None,
-) -> RunReport:
-    """Redact every frame of `source` into `sink`. On any error the sink's output is discarded.
-
-    `on_frame` runs on the encode thread after each frame is written (progress); `observe` runs
-    on this thread after each frame is redacted (the audit trail's periodic summaries). Pass
-    `report` to see the counts of a run that ends in an error.
-    """
-    report = report if report is not None else RunReport()
-    stop = threading.Event()
-    decoded: _Stage[RawFrame | BaseException] = _Stage(stop)  # a decode error ends the run
-    redacted: _Stage[RedactedFrame] = _Stage(stop)
-    errors: list[BaseException] = []
-    started = time.perf_counter()
-
-    def read() -> None:
-        try:
-            for raw in source.frames():
-                if not decoded.put(raw):
-                    return
-            decoded.put(_DONE)
-        except BaseException as exc:  # handed to the main thread, which re-raises it
-            decoded.put(exc)
-
-    def write() -> None:
-        try:
-            while not isinstance(item := redacted.get(), _Done):
-                sink.write(item)
-                report.frames_out += 1
-                if on_frame is not None:
-                    on_frame()
-        except BaseException as exc:
-            errors.append(exc)
-            stop.set()
-
-    reader = threading.Thread(target=read, name="veil-decode", daemon=True)
-    writer = threading.Thread(target=write, name="veil-encode", daemon=True)
-    reader.start()
-    writer.start()
-    try:
-
-        def decoded_frames() -> Iterator[RawFrame]:
-            while not isinstance(item := decoded.get(), _Done):
-                if isinstance(item, BaseException):
-                    raise item
-                report.frames_in += 1
-                yield item
-
-        for frame in redact_stream(decoded_frames(), detector, redactor, report, track):
-            if not redacted.put(frame):
-                break
-            if observe is not None:
-                observe(report)
-        redacted.put(_DONE)
-        writer.join()
-        if errors:
-            raise errors[0]
-        report.output = sink.close()
-    except BaseException:
-        stop.set()
-        writer.join()
-        sink.abort()
-        raise
-    finally:
-        stop.set()
-        reader.join()
-        source.close()
-    report.seconds = time.perf_counter() - started
-    return report

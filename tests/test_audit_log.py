@@ -34,8 +34,8 @@ def _run(path: Path, keys: Path, *, stop: bool = True, frames: int = 10) -> Audi
     trail = AuditTrail(log, Config())
     trail.start("camera")
     report = RunReport(frames_in=frames, frames_out=frames, faces=2 * frames)
-    report.detect_ms.extend([10.0] * frames)
-    report.detect_count = frames
+    for _ in range(frames):
+        report.detect.add(10.0)
     out = path.parent / f"seg{trail.run[:4]}.mp4"
     out.write_bytes(b"segment " + trail.run.encode())
     published = Published(out, *sha256_file(out), frames, 0.0, frames / 30)
@@ -183,8 +183,7 @@ def test_summaries_hold_the_counts_since_the_last_and_add_up(
         for frame in range(1, 301):
             report.frames_in = report.frames_out = frame
             report.faces += 1
-            report.detect_ms.append(float(frame % 7))
-            report.detect_count += 1
+            report.detect.add(float(frame % 7))
             if frame == 250:  # a detector failure: reported within a second, not a minute
                 report.obscured += 1
                 report.failures["detector: RuntimeError"] += 1

@@ -20,7 +20,7 @@ from edge.config import Config, DetectorConfig
 from edge.detect import DETECTORS, Detections, build_detector
 from edge.evaluate.protection import kept_detail
 from edge.frames import Pixels
-from edge.pipeline import run, video_sink_for
+from edge.loop import run, video_sink_for
 from edge.redact import Redactor
 from edge.sample import write_sample
 

@@ -17,8 +17,9 @@ from edge.config import Config, load_config
 from edge.detect import FaceDetector, build_detector
 from edge.digest import sha256_file
 from edge.errors import MediaError, UsageError, VeilError
+from edge.loop import run, video_sink_for
 from edge.media import Job, media_kind, output_root, plan
-from edge.pipeline import RunReport, run, video_sink_for
+from edge.pipeline import RunReport
 from edge.redact import Redactor
 from edge.sinks import ImageFileSink, Sink
 from edge.sinks.atomic import Seal

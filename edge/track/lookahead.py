@@ -6,7 +6,7 @@ Memory is bounded: at most K frames (and their boxes) are held at once.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -23,6 +23,7 @@ class Held(Generic[T]):
     item: T
     boxes: list[Detections] = field(default_factory=list)
     failed: str | None = None  # why the frame cannot be vouched for, if it cannot
+    searched: bool = True  # the detector ran on this very frame
 
     def faces(self) -> Detections:
         return Detections.concat(self.boxes)
@@ -35,14 +36,34 @@ class Lookahead(Generic[T]):
         self.frames = frames
         self._held: deque[Held[T]] = deque()
 
-    def push(self, item: T, coverage: Coverage, failed: str | None = None) -> Iterator[Held[T]]:
+    def push(
+        self, item: T, coverage: Coverage, failed: str | None = None, *, searched: bool = True
+    ) -> Iterator[Held[T]]:
         """Add a frame and its coverage; yield the frames that leave the window, oldest first."""
         for ago, boxes in coverage.backfill.items():
             if ago <= len(self._held):
                 self._held[-ago].boxes.append(boxes)
-        self._held.append(Held(item, [coverage.boxes], failed))
+        self._held.append(Held(item, [coverage.boxes], failed, searched))
         while len(self._held) > self.frames:
             yield self._held.popleft()
+
+    def release(self, due: Callable[[T], bool]) -> Iterator[Held[T]]:
+        """Let out early, oldest first, the frames that are `due` and vouched for: searched
+        themselves, or with a searched frame after them in the window."""
+        while self._held and due(self._held[0].item) and self._vouched(0):
+            yield self._held.popleft()
+
+    def _vouched(self, at: int) -> bool:
+        return any(self._held[i].searched for i in range(at, len(self._held)))
+
+    def unvouched(self) -> list[Held[T]]:
+        """The frames after the last searched one (at the end of a stream: none follows)."""
+        out: list[Held[T]] = []
+        for held in reversed(self._held):
+            if held.searched:
+                break
+            out.append(held)
+        return out[::-1]
 
     def flush(self) -> Iterator[Held[T]]:
         while self._held:

@@ -1,0 +1,225 @@
+"""The threaded run: capture → detect → redact → sink, each in its own thread, behind small
+bounded queues, so FFmpeg, onnxruntime and x264 (all release the GIL) overlap while memory stays
+flat on any length of video or any uptime.
+
+Recorded media wait for Veil: nothing is dropped. A live source (`realtime`) never waits: when
+the detector falls behind, its newest frame is dropped at capture and counted ("overload"), so
+latency cannot grow; frames past their deadline are dropped or obscured (edge.pipeline).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from fractions import Fraction
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from edge.capture.base import FrameSource
+from edge.capture.video_file import VideoFileSource
+from edge.config import TrackConfig, VideoConfig
+from edge.detect.base import FaceDetector
+from edge.frames import RawFrame, RedactedFrame
+from edge.pipeline import Realtime, RunReport, redact_held, vouch
+from edge.redact.redactor import Redactor
+from edge.sinks.atomic import Seal
+from edge.sinks.base import Sink
+from edge.sinks.video_file import VideoFileSink
+from edge.track.lookahead import Held
+
+_QUEUE_DEPTH = 4
+_TICK_S = 0.02  # a live detector thread wakes this often to let out frames that are due
+_DRAIN_S = 3.0  # after a stop, how long the frames in flight may take to reach the sink
+T = TypeVar("T")
+
+
+class _Done:
+    pass
+
+
+_DONE = _Done()
+
+
+class _Stage(Generic[T]):
+    """A bounded hand-over between threads that gives up when the run is stopping."""
+
+    def __init__(self, stop: threading.Event, depth: int = _QUEUE_DEPTH) -> None:
+        self._q: queue.Queue[T | _Done] = queue.Queue(maxsize=depth)
+        self._stop = stop
+
+    def put(self, item: T | _Done) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def offer(self, item: T) -> bool:
+        """Put without waiting; False if full (the caller drops the item)."""
+        try:
+            self._q.put_nowait(item)
+            return True
+        except queue.Full:
+            return False
+
+    def get(self, tick: float | None = None) -> T | _Done | None:
+        """The next item; None after `tick` seconds without one (if given)."""
+        while True:
+            try:
+                return self._q.get(timeout=tick or 0.1)
+            except queue.Empty:
+                if self._stop.is_set():
+                    return _DONE
+                if tick is not None:
+                    return None
+
+
+def video_sink_for(
+    source: VideoFileSource, path: Path, cfg: VideoConfig, seal: Seal | None = None
+) -> VideoFileSink:
+    """An MP4 sink matching the source: its upright size, its rate, its timestamps."""
+    return VideoFileSink(
+        path,
+        width=source.width,
+        height=source.height,
+        rate=source.rate or Fraction(30),
+        cfg=cfg,
+        time_base=source.time_base,
+        seal=seal,
+    )
+
+
+def run(
+    source: FrameSource,
+    detector: FaceDetector,
+    redactor: Redactor,
+    sink: Sink,
+    track: TrackConfig | None = None,
+    *,
+    on_frame: Callable[[], None] | None = None,
+    observe: Callable[[RunReport], None] | None = None,
+    report: RunReport | None = None,
+    realtime: Realtime | None = None,
+    skipped: Callable[[RedactedFrame, BaseException], bool] | None = None,
+) -> RunReport:
+    """Redact every frame of `source` into `sink`. On any error the sink's output is discarded.
+
+    `realtime` makes it a live run (see the module docstring); it also holds back
+    `realtime.lookahead` frames instead of `track.lookahead`. `on_frame` runs on the sink thread
+    after each frame is written (progress); `observe` on the redaction thread after each frame
+    (the audit trail's summaries). `skipped(frame, error)` may declare a sink error survivable:
+    the frame is then counted as dropped (a full disk). Pass `report` to see the counts of a run
+    that ends in an error.
+    """
+    report = report if report is not None else RunReport()
+    stop = threading.Event()  # hard stop: an error, or a drain that took too long
+    live = realtime is not None
+    captured: _Stage[RawFrame | BaseException] = _Stage(
+        stop, realtime.queue if realtime else _QUEUE_DEPTH
+    )
+    vouched: _Stage[Held[RawFrame]] = _Stage(stop)
+    redacted: _Stage[RedactedFrame] = _Stage(stop)
+    errors: list[BaseException] = []
+    started = time.perf_counter()
+
+    def guarded(body: Callable[[], None]) -> Callable[[], None]:
+        def target() -> None:
+            try:
+                body()
+            except BaseException as exc:  # handed to the main thread, which re-raises it
+                errors.append(exc)
+                stop.set()
+
+        return target
+
+    def capture() -> None:
+        try:
+            for raw in source.frames():
+                report.frames_in += 1
+                if live:
+                    # A camera never waits for Veil: a full queue drops the newest frame.
+                    if not captured.offer(raw):
+                        report.fail("overload", dropped=True)
+                    if stop.is_set():
+                        return
+                elif not captured.put(raw):
+                    return
+            captured.put(_DONE)
+        except BaseException as exc:
+            captured.put(exc)
+
+    def from_capture() -> Iterator[RawFrame | None]:
+        while not isinstance(item := captured.get(_TICK_S if live else None), _Done):
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def detect() -> None:
+        for held in vouch(
+            from_capture(), detector, report, track, recorded=not live, realtime=realtime
+        ):
+            if not vouched.put(held):
+                return
+        vouched.put(_DONE)
+
+    def from_detect() -> Iterator[Held[RawFrame]]:
+        while not isinstance(item := vouched.get(), _Done):
+            if item is not None:
+                yield item
+
+    def redact() -> None:
+        for frame in redact_held(from_detect(), redactor, report, realtime):
+            if not redacted.put(frame):
+                return
+            if observe is not None:
+                observe(report)
+        redacted.put(_DONE)
+
+    def write() -> None:
+        while not isinstance(item := redacted.get(), _Done):
+            if item is None:
+                continue
+            try:
+                sink.write(item)
+            except Exception as exc:
+                if skipped is None or not skipped(item, exc):
+                    raise
+                report.fail("disk-full", dropped=True)
+                continue
+            report.frames_out += 1
+            if item.captured is not None:
+                report.latency.add((time.monotonic() - item.captured) * 1000.0)
+            if on_frame is not None:
+                on_frame()
+
+    threads = [
+        threading.Thread(target=capture, name="veil-capture", daemon=True),
+        threading.Thread(target=guarded(detect), name="veil-detect", daemon=True),
+        threading.Thread(target=guarded(redact), name="veil-redact", daemon=True),
+        threading.Thread(target=guarded(write), name="veil-sink", daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    writer = threads[-1]
+    try:
+        while writer.is_alive():
+            writer.join(0.1)  # short waits, so that Ctrl-C reaches this thread
+        if errors:
+            raise errors[0]
+        report.output = sink.close()
+    except BaseException:
+        stop.set()
+        writer.join(_DRAIN_S)
+        sink.abort()
+        raise
+    finally:
+        stop.set()
+        for thread in threads[:-1]:
+            thread.join(_DRAIN_S)
+        source.close()
+    report.seconds = time.perf_counter() - started
+    return report
