@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from edge.config_lines import key_lines, line_of
 from edge.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -311,18 +312,46 @@ def first_problem(exc: ValidationError) -> str:
     return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
 
 
-def load_config(path: Path | None) -> Config:
-    if path is None:
-        return Config()
+def _read(path: Path) -> tuple[str, dict[str, object]]:
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    try:
+        return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def config_problems(path: Path) -> list[str]:
+    """Every problem of a config file, one line each: `FILE:LINE: key.path: message`."""
+    text, raw = _read(path)
+    try:
+        Config.model_validate(raw)
+    except ValidationError as exc:
+        lines = key_lines(text)
+        out = []
+        for error in exc.errors():
+            line = line_of(lines, tuple(error["loc"]))
+            where = f"{path}:{line}" if line is not None else str(path)
+            out.append(f"{where}: {'.'.join(str(p) for p in error['loc'])}: {error['msg']}")
+        return out
+    return []
+
+
+def load_config(path: Path | None) -> Config:
+    if path is None:
+        return Config()
+    _, raw = _read(path)
     try:
         return Config.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: {first_problem(exc)}") from None
+    except ValidationError:
+        problems = config_problems(path)
+        more = (
+            f" (and {len(problems) - 1} more: `veil check-config {path}`)"
+            if len(problems) > 1
+            else ""
+        )
+        raise ConfigError(problems[0] + more) from None

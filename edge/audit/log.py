@@ -147,9 +147,15 @@ class AuditLog:
         self._seq = self.tail.seq
         self._prev = self.tail.prev
         self._pending = self.tail.pending()  # written before the first record, so the chain resumes
+        # A live run logs from several threads (segments, source faults, summaries).
+        self._lock = threading.Lock()
 
     def append(self, body: dict[str, Any]) -> int:
         """Sign and append one record; returns its sequence number."""
+        with self._lock:
+            return self._append(body)
+
+    def _append(self, body: dict[str, Any]) -> int:
         if self._broken:
             raise AuditError(f"audit log {self.path} failed earlier; nothing more is written")
         obj = {

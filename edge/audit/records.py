@@ -36,6 +36,8 @@ SettingKey = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_.]*$", ma
 SettingValue = Annotated[str, StringConstraints(max_length=200)] | int | float | bool
 Version = Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z.+-]{1,40}$")]
 Count = Annotated[int, Field(ge=0)]
+SourceKind = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]{1,20}$")]
+Reason = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z-]{0,40}$")]
 Status = Literal["ok", "fail-closed", "error", "interrupted"]
 # The counts a `summary` holds since the previous one, and a `run_stop` in total.
 COUNTS = ("frames_in", "frames_out", "dropped", "obscured", "faces")
@@ -71,6 +73,9 @@ class RunStart(_Record):
     key_id: Hex16
     pubkey: PublicKey
     source: Literal["files", "camera"]
+    # The live source's kind ("file", "v4l2", "rtsp", "http", "gst", "picamera2"): never its
+    # URL, which may hold credentials.
+    source_kind: SourceKind | None = None
     config_sha256: Hex64
     settings: dict[SettingKey, SettingValue]
     models: tuple[ModelRef, ...]
@@ -90,7 +95,10 @@ class Summary(_Record):
     faces: Count
     detect_ms_p50: Millis | None
     detect_ms_p99: Millis | None
-    fail_closed: dict[Cause, Count]
+    fail_closed: dict[Cause, Count]  # frames dropped or fully obscured, by cause
+    # Live runs: capture to sink, of the frames recorded since the previous summary.
+    latency_ms_p50: Millis | None = None
+    latency_ms_p99: Millis | None = None
 
 
 class FileClosed(_Record):
@@ -106,6 +114,8 @@ class FileClosed(_Record):
     last_ts: float | None
     source_sha256: Hex64 | None
     c2pa: bool  # a C2PA manifest signed by the run's key is inside the file
+    # A segment a killed run left unfinished, cut back to its last whole fragment by this run.
+    recovered: bool = False
 
 
 class FileDiscarded(_Record):
@@ -114,7 +124,8 @@ class FileDiscarded(_Record):
     type: Literal["file_discarded"]
     name: FileName
     frames: Count
-    reason: Literal["error", "interrupted"]
+    # "partial": an unfinished segment of a killed run with no whole fragment, removed.
+    reason: Literal["error", "interrupted", "partial"]
     error: ErrorName | None
 
 
@@ -125,6 +136,31 @@ class FileDeleted(_Record):
     name: FileName
     sha256: Hex64
     reason: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z-]{0,40}$")]
+
+
+class SourceLost(_Record):
+    """A live source stopped delivering (unplugged, connection dropped, read error)."""
+
+    type: Literal["source_lost"]
+    source_kind: SourceKind
+    reason: Reason
+
+
+class SourceRestored(_Record):
+    """A lost live source delivers again, after `offline_s` and `attempts` reopening tries."""
+
+    type: Literal["source_restored"]
+    source_kind: SourceKind
+    offline_s: Annotated[float, Field(ge=0.0)]
+    attempts: Count
+
+
+class Storage(_Record):
+    """Recording stopped because the disk is full (`full`), or started again (`resumed`)."""
+
+    type: Literal["storage"]
+    event: Literal["full", "resumed"]
+    free_bytes: Count
 
 
 class RunStop(_Record):
@@ -139,13 +175,26 @@ class RunStop(_Record):
     error: ErrorName | None
 
 
-Record = RunStart | Summary | FileClosed | FileDiscarded | FileDeleted | RunStop
+Record = (
+    RunStart
+    | Summary
+    | FileClosed
+    | FileDiscarded
+    | FileDeleted
+    | SourceLost
+    | SourceRestored
+    | Storage
+    | RunStop
+)
 RECORD_TYPES: dict[str, type[_Record]] = {
     "run_start": RunStart,
     "summary": Summary,
     "file_closed": FileClosed,
     "file_discarded": FileDiscarded,
     "file_deleted": FileDeleted,
+    "source_lost": SourceLost,
+    "source_restored": SourceRestored,
+    "storage": Storage,
     "run_stop": RunStop,
 }
 

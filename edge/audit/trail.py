@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -52,6 +53,13 @@ class _Seen:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
     failures: Counter[str] = field(default_factory=Counter)
     detect_count: int = 0
+    latency_count: int = 0
+
+
+def _percentiles(timings: list[float]) -> tuple[float | None, float | None]:
+    if not timings:
+        return None, None
+    return round(float(np.percentile(timings, 50)), 3), round(float(np.percentile(timings, 99)), 3)
 
 
 class AuditTrail:
@@ -65,11 +73,13 @@ class AuditTrail:
         self._seen = _Seen()
         self.totals: Counter[str] = Counter()
         self.files = 0
+        # Live runs report from several threads; each record's counts must be taken whole.
+        self._lock = threading.RLock()
 
     def _append(self, type_: str, **body: Any) -> int:
         return self.log.append({"type": type_, "run": self.run, **body})
 
-    def start(self, source: Literal["files", "camera"]) -> None:
+    def start(self, source: Literal["files", "camera"], source_kind: str | None = None) -> None:
         manifest = load_manifest()
         key = self.log.key
         tail = self.log.tail
@@ -81,6 +91,7 @@ class AuditTrail:
             key_id=key.key_id,
             pubkey=key.public_b64,
             source=source,
+            **({"source_kind": source_kind} if source_kind is not None else {}),
             config_sha256=self._cfg.sha256(),
             settings=flat_settings(self._cfg),
             models=[
@@ -104,6 +115,10 @@ class AuditTrail:
 
     def summary(self, report: RunReport, *, if_new: bool = False) -> None:
         """The counts of `report` since its last summary (skipped if `if_new` and none)."""
+        with self._lock:
+            self._summary(report, if_new)
+
+    def _summary(self, report: RunReport, if_new: bool) -> None:
         if report is not self._report:
             self._report, self._seen = report, _Seen()
         seen = self._seen
@@ -112,29 +127,41 @@ class AuditTrail:
         failures = report.failures - seen.failures
         if if_new and not any(delta.values()) and not failures:
             return
-        timings = report.recent_detect_ms(seen.detect_count)
-        p50, p99 = (
-            (float(np.percentile(timings, 50)), float(np.percentile(timings, 99)))
-            if timings
-            else (None, None)
-        )
+        p50, p99 = _percentiles(report.detect.since(seen.detect_count))
+        latency = report.latency.since(seen.latency_count)
+        lat50, lat99 = _percentiles(latency)
         self._append(
             "summary",
             **delta,
-            detect_ms_p50=None if p50 is None else round(p50, 3),
-            detect_ms_p99=None if p99 is None else round(p99, 3),
+            detect_ms_p50=p50,
+            detect_ms_p99=p99,
             fail_closed=dict(failures),
+            **({"latency_ms_p50": lat50, "latency_ms_p99": lat99} if latency else {}),
         )
         self.totals.update(delta)
         seen.counts = now
         seen.failures = Counter(report.failures)
-        seen.detect_count = report.detect_count
+        seen.detect_count = report.detect.count
+        seen.latency_count = report.latency.count
         self._last = time.monotonic()
 
     def file_closed(
-        self, report: RunReport, out: Published, kind: str, source_sha256: str | None
+        self,
+        report: RunReport | None,
+        out: Published,
+        kind: str,
+        source_sha256: str | None,
+        *,
+        recovered: bool = False,
     ) -> None:
-        self.summary(report, if_new=True)
+        with self._lock:
+            if report is not None:
+                self._summary(report, True)
+            self._file_closed(out, kind, source_sha256, recovered)
+
+    def _file_closed(
+        self, out: Published, kind: str, source_sha256: str | None, recovered: bool
+    ) -> None:
         self._append(
             "file_closed",
             name=self.name(out.path),
@@ -146,6 +173,7 @@ class AuditTrail:
             last_ts=out.last_ts,
             source_sha256=source_sha256,
             c2pa=self._cfg.audit.c2pa,
+            **({"recovered": True} if recovered else {}),
         )
         self.files += 1
         self.log.sync()
@@ -153,12 +181,24 @@ class AuditTrail:
     def file_discarded(
         self, report: RunReport, path: Path, interrupted: bool, error: BaseException | None
     ) -> None:
-        self.summary(report, if_new=True)
+        with self._lock:
+            self._summary(report, True)
+            self.discarded(
+                path, report.frames_out, "interrupted" if interrupted else "error", error
+            )
+
+    def discarded(
+        self,
+        path: Path,
+        frames: int,
+        reason: Literal["error", "interrupted", "partial"],
+        error: BaseException | None,
+    ) -> None:
         self._append(
             "file_discarded",
             name=self.name(path),
-            frames=report.frames_out,
-            reason="interrupted" if interrupted else "error",
+            frames=frames,
+            reason=reason,
             error=None if error is None else type(error).__name__,
         )
         self.log.sync()
@@ -166,6 +206,22 @@ class AuditTrail:
     def file_deleted(self, path: Path, sha256: str, reason: str) -> None:
         """A logged file removed on purpose (retention): the verifier then expects it gone."""
         self._append("file_deleted", name=self.name(path), sha256=sha256, reason=reason)
+        self.log.sync()
+
+    def source_lost(self, kind: str, reason: str) -> None:
+        self._append("source_lost", source_kind=kind, reason=reason)
+        self.log.sync()
+
+    def source_restored(self, kind: str, offline_s: float, attempts: int) -> None:
+        self._append(
+            "source_restored",
+            source_kind=kind,
+            offline_s=round(max(0.0, offline_s), 3),
+            attempts=attempts,
+        )
+
+    def storage(self, event: Literal["full", "resumed"], free_bytes: int) -> None:
+        self._append("storage", event=event, free_bytes=max(0, free_bytes))
         self.log.sync()
 
     def stop(self, status: Status, error: BaseException | None = None) -> None:

@@ -48,6 +48,40 @@ def build_parser() -> argparse.ArgumentParser:
         "never inside an output folder",
     )
 
+    live = sub.add_parser(
+        "run", help="the live camera loop: record only redacted video, until stopped"
+    )
+    live.add_argument("--config", type=Path, help="TOML profile, e.g. configs/bodycam.toml")
+    live.add_argument(
+        "--source",
+        help="picamera2[:N], v4l2:/dev/videoN, rtsp://..., http(s)://..., gst:PIPELINE or "
+        "file:PATH (default: the profile's [live] source)",
+    )
+    live.add_argument(
+        "--output-dir", type=Path, help="segments, status and audit log (default: recordings)"
+    )
+    live.add_argument("--duration", type=float, help="stop after this many seconds")
+    live.add_argument(
+        "--realtime",
+        action="store_true",
+        help="file sources: play at the file's own frame rate, as a camera would",
+    )
+    live.add_argument(
+        "--loop", action="store_true", help="file sources: replay the file until stopped"
+    )
+    live.add_argument("--audit-log", type=Path, help="default: OUTPUT_DIR/veil-audit.jsonl")
+    live.add_argument("--key-dir", type=Path, help="the device key's folder (as for redact)")
+    live.add_argument("--status", type=Path, help="status file (default: OUTPUT_DIR/status.json)")
+
+    status = sub.add_parser("status", help="show a live run's status file")
+    status.add_argument(
+        "file", type=Path, nargs="?", default=Path("recordings/status.json"), help="status.json"
+    )
+    status.add_argument("--json", action="store_true", help="print the raw JSON")
+
+    check = sub.add_parser("check-config", help="validate a profile; every error with its line")
+    check.add_argument("file", type=Path)
+
     evaluate = sub.add_parser(
         "eval", help="measure recall and over-redaction on an annotated set (faceblur-eval/1)"
     )
@@ -134,6 +168,30 @@ def _dispatch(args: argparse.Namespace) -> int:
         return redact_command(
             args.input, args.output, args.config, args.overwrite, args.audit_log, args.key_dir
         )
+    if args.command == "run":
+        from edge.cli.run_cmd import RunArgs, run_command
+
+        return run_command(
+            RunArgs(
+                args.config,
+                args.source,
+                args.output_dir,
+                args.duration,
+                args.realtime,
+                args.loop,
+                args.audit_log,
+                args.key_dir,
+                args.status,
+            )
+        )
+    if args.command == "status":
+        from edge.cli.status_cmd import status_command
+
+        return status_command(args.file, as_json=args.json)
+    if args.command == "check-config":
+        from edge.cli.status_cmd import check_config_command
+
+        return check_config_command(args.file)
     if args.command == "audit":
         from edge.cli.audit_cmd import audit_command
 

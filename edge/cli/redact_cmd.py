@@ -140,7 +140,7 @@ def redact_command(
         status: Status = "error"
         error: BaseException | None = None
         try:
-            failed, obscured = _run_jobs(jobs, Runner(cfg, trail, _seal(cfg, key)))
+            failed, obscured = _run_jobs(jobs, Runner(cfg, trail, seal_for(cfg, key)))
             status = "error" if failed else "fail-closed" if obscured else "ok"
         except KeyboardInterrupt:
             status = "interrupted"
@@ -160,7 +160,7 @@ def redact_command(
     return 3 if obscured else 0
 
 
-def _seal(cfg: Config, key: DeviceKey) -> Seal | None:
+def seal_for(cfg: Config, key: DeviceKey) -> Seal | None:
     """With `[audit] c2pa`, each output gets a C2PA manifest signed by the device key."""
     if not cfg.audit.c2pa:
         return None

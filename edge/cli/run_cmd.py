@@ -1,0 +1,210 @@
+"""`veil run`: the live camera loop, recording only redacted video, unattended.
+
+The config is validated and the source spec parsed before any camera opens (exit 2). The run
+ends at `--duration`, at the end of a file source, or on SIGTERM/SIGINT, whichever comes first:
+the frames in flight reach the sink, the current segment is closed and logged, the log gets its
+`run_stop`, and the exit code is 0, or 3 when frames were fully obscured.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Literal
+
+from edge.audit import DEFAULT_LOG_NAME, AuditLog, AuditTrail, load_or_create
+from edge.audit.keys import check_outside, default_key_dir
+from edge.audit.records import Status
+from edge.capture.live import RunClock
+from edge.capture.spec import OpenOptions, SourceSpec, open_source, parse_spec
+from edge.cli.redact_cmd import seal_for
+from edge.config import Config, load_config
+from edge.detect import build_detector
+from edge.errors import UsageError
+from edge.loop import run
+from edge.media import media_kind
+from edge.pipeline import Realtime, RunReport
+from edge.redact import Redactor
+from edge.sinks.base import Published
+from edge.sinks.segments import SegmentSink, StorageFull
+from edge.status import StatusBoard
+
+DEFAULT_OUTPUT = Path("recordings")
+STATUS_NAME = "status.json"
+
+
+@dataclass(frozen=True)
+class RunArgs:
+    config: Path | None
+    source: str | None = None
+    output_dir: Path | None = None
+    duration: float | None = None
+    realtime: bool = False
+    loop: bool = False
+    audit_log: Path | None = None
+    key_dir: Path | None = None
+    status: Path | None = None
+
+
+class LiveEvents:
+    """Source faults and the recording's events, to the audit log and the status board."""
+
+    def __init__(self, trail: AuditTrail, board: StatusBoard, report: RunReport) -> None:
+        self.trail, self.board, self.report = trail, board, report
+
+    def source_lost(self, kind: str, reason: str) -> None:
+        self.board.connected = False
+        self.board.source_losses += 1
+        self.trail.source_lost(kind, reason)
+        print(f"veil: source lost ({reason}); reconnecting", file=sys.stderr)
+
+    def source_restored(self, kind: str, offline_s: float, attempts: int) -> None:
+        self.board.connected = True
+        self.trail.source_restored(kind, offline_s, attempts)
+        print(f"veil: source back after {offline_s:.1f} s", file=sys.stderr)
+
+    def segment_closed(self, out: Published, *, recovered: bool) -> None:
+        self.trail.file_closed(self.report, out, "video", None, recovered=recovered)
+        self.board.segments += 1
+
+    def segment_discarded(
+        self,
+        path: Path,
+        frames: int,
+        reason: Literal["error", "interrupted", "partial"],
+        error: BaseException | None,
+    ) -> None:
+        self.trail.discarded(path, frames, reason, error)
+
+    def segment_deleted(self, path: Path, sha256: str, reason: str) -> None:
+        self.trail.file_deleted(path, sha256, reason)
+
+    def storage_full(self, free_bytes: int) -> None:
+        self.board.storage_full = True
+        self.trail.storage("full", free_bytes)
+        print("veil: error: the disk is full; recording paused", file=sys.stderr)
+
+    def storage_resumed(self, free_bytes: int) -> None:
+        self.board.storage_full = False
+        self.trail.storage("resumed", free_bytes)
+
+
+def check(args: RunArgs) -> tuple[Config, SourceSpec, Path]:
+    """Everything that can be wrong before a camera opens: config, source, folders (exit 2)."""
+    cfg = load_config(args.config)
+    spec = parse_spec(args.source or cfg.live.source)
+    out = args.output_dir or DEFAULT_OUTPUT
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output folder {out} is a file")
+    if args.duration is not None and not args.duration > 0:
+        raise UsageError("--duration must be a positive number of seconds")
+    if spec.kind == "file":
+        path = Path(spec.target)
+        if not path.is_file():
+            raise UsageError(f"source file not found: {path}")
+        if path.resolve().parent == out.resolve():
+            raise UsageError(f"source {path} is inside the output folder {out}")
+    if args.audit_log is not None and media_kind(args.audit_log) is not None:
+        raise UsageError(f"audit log {args.audit_log} has a media file's name; use .jsonl")
+    return cfg, spec, out
+
+
+@contextmanager
+def _stopped_by_signals(clock: RunClock) -> Iterator[None]:
+    """SIGTERM and SIGINT end the run cleanly (the segment and the log are closed)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        clock.stop.set()
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_command(args: RunArgs) -> int:
+    cfg, spec, out = check(args)
+    key_folder = args.key_dir or default_key_dir()
+    check_outside(key_folder, out)
+    key, created = load_or_create(key_folder)
+    if created:
+        print(f"veil: made the device key in {key_folder} (id {key.key_id})", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = args.audit_log or out / DEFAULT_LOG_NAME
+    clock = RunClock()
+    report = RunReport()
+    with AuditLog(log_path, key) as log:
+        trail = AuditTrail(log, cfg)
+        trail.start("camera", spec.kind)
+        board = StatusBoard(args.status or out / STATUS_NAME, report, out, spec.label, trail.run)
+        events = LiveEvents(trail, board, report)
+        status: Status = "error"
+        error: BaseException | None = None
+        board.start()
+        timer = threading.Timer(args.duration or 0.0, clock.stop.set)
+        timer.daemon = True
+        try:
+            with _stopped_by_signals(clock):
+                detector = build_detector(cfg.detector)
+                sink = SegmentSink(
+                    out,
+                    cfg.record,
+                    events,
+                    rate=Fraction(cfg.live.fps).limit_denominator(1001),
+                    seal=seal_for(cfg, key),
+                )
+                sink.recover()
+                opts = OpenOptions(realtime=args.realtime, loop=args.loop)
+                source = open_source(spec, cfg.live, clock, opts, events)
+                realtime = Realtime.of(cfg.live) if source.live else None
+                print(f"veil: recording {spec.label} into {out}", file=sys.stderr)
+                if args.duration is not None:
+                    timer.start()
+                run(
+                    source,
+                    detector,
+                    Redactor(cfg.redact),
+                    sink,
+                    cfg.track,
+                    observe=trail.observe,
+                    report=report,
+                    realtime=realtime,
+                    skipped=lambda frame, exc: isinstance(exc, StorageFull),
+                )
+            status = "fail-closed" if report.obscured else "ok"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            timer.cancel()
+            board.stop()
+            trail.summary(report, if_new=True)
+            trail.stop(status, error)
+    print(_summary(report, log_path), file=sys.stderr)
+    return 3 if report.obscured else 0
+
+
+def _summary(report: RunReport, log_path: Path) -> str:
+    text = (
+        f"veil: {report.frames_in} frame(s) in, {report.frames_out} recorded, "
+        f"{report.dropped} dropped, {report.obscured} fully obscured; "
+        f"latency p50 {report.latency.percentile(50):.0f} ms, "
+        f"p99 {report.latency.percentile(99):.0f} ms; audit log {log_path}"
+    )
+    if report.failures:
+        text += " (" + ", ".join(f"{k} x{v}" for k, v in sorted(report.failures.items())) + ")"
+    return text

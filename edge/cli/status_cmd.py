@@ -1,0 +1,88 @@
+"""`veil status [FILE]` shows a live run's status file for a person; `veil check-config FILE`
+reports every problem of a profile with its line (exit 2), before any camera is opened."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from edge.config import config_problems
+from edge.errors import UsageError
+
+_STALE_S = 5.0  # a running status this old: the run is not writing it any more
+
+
+def check_config_command(path: Path) -> int:
+    problems = config_problems(path)
+    for line in problems:
+        print(f"veil: error: {line}", file=sys.stderr)
+    if problems:
+        return 2
+    print(f"{path}: OK", file=sys.stderr)
+    return 0
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"no status file at {path} (is `veil run` writing elsewhere?)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"{path}: not a readable status file ({exc})") from None
+    if not isinstance(data, dict) or "state" not in data:
+        raise UsageError(f"{path}: not a Veil status file")
+    return data
+
+
+def _age_s(data: dict[str, Any]) -> float | None:
+    try:
+        when = dt.datetime.strptime(str(data.get("updated_utc")), "%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueError:
+        return None
+    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return (now - when).total_seconds()
+
+
+def _ms(pair: Any) -> str:
+    if not isinstance(pair, dict) or pair.get("p50") is None:
+        return "-"
+    return f"p50 {pair['p50']} ms, p99 {pair['p99']} ms"
+
+
+def status_command(path: Path, *, as_json: bool = False) -> int:
+    data = _load(path)
+    if as_json:
+        print(json.dumps(data, indent=2, sort_keys=True))
+        return 0
+    state = str(data["state"])
+    age = _age_s(data)
+    if state != "stopped" and age is not None and age > _STALE_S:
+        state += f" (NOT UPDATED for {age:.0f} s: the run may have died)"
+    free = data.get("disk_free_bytes")
+    temp = data.get("cpu_temp_c")
+    link = "connected" if data.get("source_connected") else "LOST"
+    causes = sorted((data.get("fail_closed") or {}).items())
+    full = " (DISK FULL: recording paused)" if data.get("storage_full") else ""
+    rows = [
+        ("state", state),
+        ("source", f"{data.get('source')} ({link}, lost {data.get('source_losses', 0)}x)"),
+        ("since", f"{data.get('started_utc')} ({data.get('uptime_s')} s)"),
+        (
+            "frames",
+            f"{data.get('frames_in')} in, {data.get('frames_out')} recorded, "
+            f"{data.get('dropped')} dropped, {data.get('obscured')} fully obscured",
+        ),
+        ("fail-closed", ", ".join(f"{k} x{v}" for k, v in causes) or "none"),
+        ("latency", _ms(data.get("latency_ms"))),
+        ("detector", _ms(data.get("detect_ms"))),
+        ("camera", f"{data.get('camera_fps')} frames/s"),
+        ("segments", f"{data.get('segments')}{full}"),
+        ("disk free", "-" if free is None else f"{free / 1e9:.2f} GB"),
+        ("cpu temp", "-" if temp is None else f"{temp} °C"),
+    ]
+    for name, value in rows:
+        print(f"{name:<12} {value}")
+    return 0

@@ -1,0 +1,147 @@
+"""The live run's status file: what a person (or a watchdog) needs to know the camera is
+recording, replaced atomically every second and once more at stop.
+
+It holds counts, timings and states, like the audit log, and never a picture or a box. A URL's
+credentials never reach it: the source appears by its label.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from edge.pipeline import RunReport, Timings
+
+State = Literal["running", "degraded", "stopped"]
+_RECENT = 300  # frames behind the percentiles shown (10 s at 30 frames/s)
+_FAULT_S = 10.0  # a frame failed closed this recently keeps the state degraded
+_THERMAL = Path("/sys/class/thermal")
+
+
+def cpu_temp_c(root: Path = _THERMAL) -> float | None:
+    """The CPU's temperature where the board reports one (a Pi, a Jetson), else None."""
+    zones = sorted(root.glob("thermal_zone*"))
+    for zone in sorted(zones, key=lambda z: "cpu" not in _read(z / "type").lower()):
+        text = _read(zone / "temp")
+        if text.strip().lstrip("-").isdigit():
+            return round(int(text) / 1000.0, 1)
+    return None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return ""
+
+
+def _recent(timings: Timings) -> dict[str, float | None]:
+    values = list(timings.values)[-_RECENT:]
+    if not values:
+        return {"p50": None, "p99": None}
+    p50, p99 = np.percentile(values, [50, 99])
+    return {"p50": round(float(p50), 1), "p99": round(float(p99), 1)}
+
+
+class StatusBoard:
+    """The run's state, fed by the loop's events; `write()` publishes it to `path`."""
+
+    def __init__(self, path: Path, report: RunReport, folder: Path, source: str, run: str) -> None:
+        self.path = path
+        self.report = report
+        self.folder = folder
+        self.source = source
+        self.run = run
+        self.started = time.monotonic()
+        self.started_utc = _utc()
+        self.connected = True
+        self.storage_full = False
+        self.segments = 0
+        self.source_losses = 0
+        self.state: State = "running"
+        self._last_fault_at: float | None = None
+        self._fault_count = 0
+        self._fps: deque[tuple[float, int]] = deque(maxlen=6)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def snapshot(self) -> dict[str, Any]:
+        r = self.report
+        now = time.monotonic()
+        faults = r.dropped + r.obscured
+        if faults != self._fault_count:
+            self._fault_count, self._last_fault_at = faults, now
+        self._fps.append((now, r.frames_in))
+        (t0, n0), (t1, n1) = self._fps[0], self._fps[-1]
+        recent_fault = self._last_fault_at is not None and now - self._last_fault_at < _FAULT_S
+        if self.state != "stopped":
+            bad = not self.connected or self.storage_full or recent_fault
+            self.state = "degraded" if bad else "running"
+        try:
+            free: int | None = shutil.disk_usage(self.folder).free
+        except OSError:
+            free = None
+        return {
+            "state": self.state,
+            "run": self.run,
+            "source": self.source,
+            "source_connected": self.connected,
+            "source_losses": self.source_losses,
+            "started_utc": self.started_utc,
+            "updated_utc": _utc(),
+            "uptime_s": round(now - self.started, 1),
+            "frames_in": r.frames_in,
+            "frames_out": r.frames_out,
+            "dropped": r.dropped,
+            "obscured": r.obscured,
+            "fail_closed": dict(r.failures),
+            "faces": r.faces,
+            "latency_ms": _recent(r.latency),
+            "detect_ms": _recent(r.detect),
+            "camera_fps": round((n1 - n0) / (t1 - t0), 2) if t1 > t0 else None,
+            "segments": self.segments,
+            "storage_full": self.storage_full,
+            "disk_free_bytes": free,
+            "cpu_temp_c": cpu_temp_c(),
+        }
+
+    def write(self) -> None:
+        """Replace the file atomically: a reader sees the old status or the new, never half."""
+        with self._lock:
+            body = json.dumps(self.snapshot(), indent=2, sort_keys=True) + "\n"
+            temp = self.path.with_name(f".{self.path.name}.tmp")
+            try:
+                temp.write_text(body, encoding="utf-8")
+                os.replace(temp, self.path)
+            except OSError:
+                temp.unlink(missing_ok=True)  # a full disk: the recording matters more
+
+    def start(self, every_s: float = 1.0) -> None:
+        def loop() -> None:
+            while not self._stop.wait(every_s):
+                self.write()
+
+        self.write()
+        self._thread = threading.Thread(target=loop, name="veil-status", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2.0)
+        self.state = "stopped"
+        self.write()
+
+
+def _utc() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
