@@ -1,0 +1,265 @@
+"""`veil run` end to end, as a device runs it: a real child process, a clip of real faces played
+as a camera, real fragmented-MP4 segments, the signed audit log, the status file, and stops by
+SIGTERM, by SIGKILL (a power cut) and by the end of the file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import pytest
+
+from conftest import Clip, veil
+from edge.audit.verify import verify_log
+
+FAST = """
+[detector]
+backend = "blazeface"
+[detector.blazeface]
+model = "short"
+tiles = 0
+[live]
+max_latency_ms = 400.0
+[record]
+segment_seconds = 2.0
+fragment_seconds = 0.5
+preset = "ultrafast"
+min_free_bytes = 0
+"""
+
+
+@pytest.fixture()
+def profile(tmp_path: Path) -> Path:
+    path = tmp_path / "fast.toml"
+    path.write_text(FAST, encoding="utf-8")
+    return path
+
+
+def segments(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*.mp4") if not p.name.startswith("."))
+
+
+def decode_times(path: Path) -> list[float]:
+    """Every frame's time; raises if any part of the file does not decode."""
+    with av.open(str(path)) as container:
+        return [float(frame.time) for frame in container.decode(video=0)]
+
+
+def records(log: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
+def spawn(*args: str | Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "edge", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+
+
+def wait_for_frames(status: Path, frames: int, timeout: float = 60.0) -> dict[str, object]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            data = json.loads(status.read_text())
+        except (FileNotFoundError, ValueError):
+            data = {}
+        if int(data.get("frames_out", 0)) >= frames:
+            return data
+        time.sleep(0.2)
+    raise AssertionError(f"no {frames} frames recorded in {timeout} s")
+
+
+def test_a_file_played_live_is_recorded_frame_for_frame(
+    sample_clip: Clip, profile: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "rec"
+    proc = veil(
+        "run", "--config", profile, "--source", f"file:{sample_clip.path}", "--output-dir", out,
+        "--realtime",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "stopped"
+    times = [t for seg in segments(out) for t in decode_times(seg)]
+    # Each recorded frame is one source frame, by its time; recorded + dropped = source frames.
+    source_frames = [round(t * 30) for t in times]
+    assert len(set(source_frames)) == len(source_frames) == status["frames_out"]
+    assert all(0 <= i < len(sample_clip.truth) for i in source_frames)
+    assert status["frames_out"] + status["dropped"] == status["frames_in"]
+    assert status["frames_in"] == len(sample_clip.truth)
+    assert status["latency_ms"]["p99"] is not None and status["latency_ms"]["p99"] < 400
+    # The log agrees with the status and the recording.
+    recs = records(out / "veil-audit.jsonl")
+    start, stop = recs[0], recs[-1]
+    assert start["type"] == "run_start" and start["source"] == "camera"
+    assert start["source_kind"] == "file"
+    assert stop["type"] == "run_stop" and stop["status"] == "ok"
+    for name in ("frames_in", "frames_out", "dropped", "obscured"):
+        assert stop[name] == status[name]
+    closed = [r for r in recs if r["type"] == "file_closed"]
+    assert len(closed) == len(segments(out)) >= 1
+    assert sum(int(r["frames"]) for r in closed) == status["frames_out"]
+    check = veil("audit", "verify", out / "veil-audit.jsonl", "--media", out)
+    assert check.returncode == 0, check.stdout + check.stderr
+    shown = veil("status", out / "status.json")
+    assert shown.returncode == 0 and "stopped" in shown.stdout and "recorded" in shown.stdout
+
+
+def test_sigterm_closes_the_segment_and_the_log_and_exits_0(
+    sample_clip: Clip, profile: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "rec"
+    proc = spawn(
+        "run", "--config", profile, "--source", f"file:{sample_clip.path}", "--output-dir", out,
+        "--realtime", "--loop",
+    )  # fmt: skip
+    try:
+        wait_for_frames(out / "status.json", 45)
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        proc.wait(timeout=10)
+        took = time.monotonic() - sent
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, proc.stderr.read() if proc.stderr else ""
+    assert took < 5.0
+    recs = records(out / "veil-audit.jsonl")
+    assert recs[-1]["type"] == "run_stop" and recs[-1]["status"] == "ok"
+    assert recs[-2]["type"] in {"file_closed", "summary"}
+    assert not [p for p in out.iterdir() if p.name.startswith(".")], "a partial was left"
+    for seg in segments(out):
+        assert decode_times(seg)
+    check = veil("audit", "verify", out / "veil-audit.jsonl", "--media", out)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_sigkill_leaves_playable_segments_and_the_next_run_recovers_the_partial(
+    sample_clip: Clip, profile: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "rec"
+    args = ("run", "--config", profile, "--output-dir", out)
+    proc = spawn(*args, "--source", f"file:{sample_clip.path}", "--realtime", "--loop")
+    try:
+        wait_for_frames(out / "status.json", 90)  # past the first 2 s segment
+        time.sleep(0.7)  # and into a fragment or two of the next one
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    closed = segments(out)
+    assert closed, "no segment was closed before the kill"
+    for seg in closed:  # every closed segment decodes fully
+        assert len(decode_times(seg)) > 0
+    partials = [p for p in out.iterdir() if p.name.startswith(".") and ".partial" in p.name]
+    assert partials, "the kill left no partial segment (it should have been mid-segment)"
+    # The killed run's log has no run_stop; the next run acknowledges it and deals with the
+    # partial first.
+    again = veil(*args, "--source", f"file:{sample_clip.path}", "--duration", "1")
+    assert again.returncode == 0, again.stderr
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and ".partial" in p.name]
+    recs = records(out / "veil-audit.jsonl")
+    second = [r for r in recs if r["type"] == "run_start"][1]
+    assert second["unclosed_run"] == recs[0]["run"]
+    dealt = [
+        r
+        for r in recs
+        if r.get("run") == second["run"]
+        and (r.get("recovered") or (r["type"] == "file_discarded" and r["reason"] == "partial"))
+    ]
+    assert len(dealt) == len(partials)
+    verdict = verify_log(out / "veil-audit.jsonl", media=out)
+    assert verdict.ok, [str(p) for p in verdict.problems]
+    for seg in segments(out):
+        assert decode_times(seg)
+
+
+def test_retention_deletes_oldest_segments_and_the_folder_still_verifies(
+    sample_clip: Clip, tmp_path: Path
+) -> None:
+    profile = tmp_path / "small.toml"
+    profile.write_text(FAST.replace("min_free_bytes = 0", "max_bytes = 600000"), encoding="utf-8")
+    out = tmp_path / "rec"
+    proc = veil(
+        "run", "--config", profile, "--source", f"file:{sample_clip.path}", "--output-dir", out,
+        "--loop", "--duration", "6",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    recs = records(out / "veil-audit.jsonl")
+    deleted = [r for r in recs if r["type"] == "file_deleted"]
+    assert deleted and all(r["reason"] == "disk-budget" for r in deleted)
+    assert not any((out / str(r["name"])).exists() for r in deleted)
+    assert sum(p.stat().st_size for p in segments(out)) <= 600000 + 2_000_000
+    check = veil("audit", "verify", out / "veil-audit.jsonl", "--media", out)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_broken_profile_is_refused_before_any_camera_opens(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text(
+        "[live]\nsource = 'picamera2'\nmax_latency_ms = 5\n\n[record]\npreset = 'placebo'\n",
+        encoding="utf-8",
+    )
+    checked = veil("check-config", bad)
+    assert checked.returncode == 2
+    assert f"{bad}:3: live.max_latency_ms" in checked.stderr
+    assert f"{bad}:6: record.preset" in checked.stderr
+    ran = veil("run", "--config", bad, "--output-dir", tmp_path / "out")
+    assert ran.returncode == 2 and "live.max_latency_ms" in ran.stderr
+    assert len(ran.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+    unknown = veil("run", "--source", "webcam0", "--output-dir", tmp_path / "out")
+    assert unknown.returncode == 2 and "unknown source" in unknown.stderr
+
+
+def test_credentials_in_a_camera_url_reach_no_log_status_or_error(
+    profile: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "rec"
+    url = "rtsp://admin:hunter2secret@127.0.0.1:9/stream?token=tok3nvalue"
+    proc = veil(
+        "run", "--config", profile, "--source", url, "--output-dir", out, "--duration", "2"
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    texts = [proc.stderr, proc.stdout] + [p.read_text() for p in out.iterdir() if p.is_file()]
+    for secret in ("hunter2secret", "tok3nvalue", "admin"):
+        assert not any(secret in t for t in texts), secret
+    recs = records(out / "veil-audit.jsonl")
+    assert any(r["type"] == "source_lost" for r in recs)
+    assert json.loads((out / "status.json").read_text())["source"] == "rtsp://127.0.0.1:9/stream"
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc")
+def test_memory_stays_flat_on_a_long_live_run(
+    sample_clip: Clip, profile: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "rec"
+    proc = spawn(
+        "run", "--config", profile, "--source", f"file:{sample_clip.path}", "--output-dir", out,
+        "--loop",
+    )  # fmt: skip
+    try:
+        wait_for_frames(out / "status.json", 150)
+        early = _rss(proc.pid)
+        wait_for_frames(out / "status.json", 600)
+        late = _rss(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+    finally:
+        proc.kill()
+    assert late < early * 1.10, (early, late)
+
+
+def _rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
