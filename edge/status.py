@@ -52,6 +52,12 @@ def _recent(timings: Timings) -> dict[str, float | None]:
     return {"p50": round(float(p50), 1), "p99": round(float(p99), 1)}
 
 
+def _whole(timings: Timings) -> dict[str, float | None]:
+    if not timings.values:
+        return {"p50": None, "p99": None}
+    return {"p50": round(timings.percentile(50), 1), "p99": round(timings.percentile(99), 1)}
+
+
 class StatusBoard:
     """The run's state, fed by the loop's events; `write()` publishes it to `path`."""
 
@@ -108,6 +114,9 @@ class StatusBoard:
             "faces": r.faces,
             "latency_ms": _recent(r.latency),
             "detect_ms": _recent(r.detect),
+            # The whole run's (its last 100,000 frames), once it has stopped.
+            "run_latency_ms": _whole(r.latency) if self.state == "stopped" else None,
+            "run_detect_ms": _whole(r.detect) if self.state == "stopped" else None,
             "camera_fps": round((n1 - n0) / (t1 - t0), 2) if t1 > t0 else None,
             "segments": self.segments,
             "storage_full": self.storage_full,

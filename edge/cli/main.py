@@ -146,8 +146,20 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure decode, decode+encode and full-pipeline speed")
     bench.add_argument("--seconds", type=float, default=10.0, help="length of the generated clip")
     bench.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT")
-    bench.add_argument("--config", type=Path, help="TOML profile to benchmark")
+    bench.add_argument(
+        "--config", type=Path, action="append", help="TOML profile to benchmark (--live: repeat)"
+    )
     bench.add_argument("--json", type=Path, help="also write the results here")
+    bench.add_argument(
+        "--live",
+        action="store_true",
+        help="each live profile (default: bodycam, doorway) as `veil run` on a clip played in "
+        "real time: latency, dropped and obscured frames, CPU",
+    )
+    bench.add_argument(
+        "--cpus", type=int, default=1, help="--live: pin to this many cores (1 ~ a Pi 5)"
+    )
+    bench.add_argument("--clip", type=Path, help="--live: play this clip (default: generated)")
     return parser
 
 
@@ -225,9 +237,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         )
         return 0
     if args.command == "bench":
+        if args.live:
+            from edge.bench_live import live_bench_command
+
+            return live_bench_command(
+                args.config, args.cpus, args.seconds, parse_size(args.size), args.clip, args.json
+            )
         from edge.bench import bench_command
 
-        return bench_command(args.seconds, parse_size(args.size), args.config, args.json)
+        if args.config and len(args.config) > 1:
+            raise UsageError("give one --config (several are for --live)")
+        config = args.config[0] if args.config else None
+        return bench_command(args.seconds, parse_size(args.size), config, args.json)
     raise UsageError(f"unknown command {args.command!r}")
 
 

@@ -17,13 +17,13 @@ scores leaves this module.
 from __future__ import annotations
 
 import math
-import os
 from typing import Any, Literal
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from edge.detect.base import inference_threads
 from edge.detect.detections import Detections
 from edge.detect.nms import nms
 from edge.detect.tiles import tile_grid
@@ -183,7 +183,7 @@ def _interpreter(model: bytes, threads: int) -> Any:
     except ImportError:
         raise ModelError(_MISSING) from None
     try:
-        interpreter = Interpreter(model_content=model, num_threads=threads or (os.cpu_count() or 1))
+        interpreter = Interpreter(model_content=model, num_threads=inference_threads(threads))
         interpreter.allocate_tensors()
     except (RuntimeError, ValueError) as exc:
         raise ModelError(f"LiteRT cannot load BlazeFace: {exc}") from None

@@ -7,13 +7,13 @@ the sub-cell position, both in units of the heatmap's stride (4 input pixels).
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from edge.detect.base import inference_threads
 from edge.detect.detections import Detections, clip_xyxy
 from edge.detect.nms import nms
 from edge.detect.tiles import tile_grid
@@ -107,7 +107,7 @@ def _session(model: bytes, threads: int) -> Any:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    opts.intra_op_num_threads = inference_threads(threads)
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # Idle worker threads would spin and take the cores that decoding and encoding need.
