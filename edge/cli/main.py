@@ -4,6 +4,7 @@ one line on stderr."""
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -100,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--limit", type=int, help="evaluate only the first N images and the first N videos"
     )
+    evaluate.add_argument(
+        "--recording",
+        type=Path,
+        help="score this `veil run` output folder (played from the set's video with "
+        "--source file:...) instead of running the pipeline",
+    )
+    evaluate.add_argument("--video", help="with --recording: which of the set's videos it is")
 
     models = sub.add_parser("models", help="fetch or verify the pinned models")
     models_sub = models.add_subparsers(dest="models_command", required=True, parser_class=_Parser)
@@ -208,6 +216,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         from edge.cli.audit_cmd import audit_command
 
         return audit_command(args)
+    if args.command == "eval" and args.recording is not None:
+        from edge.evaluate.recording import render_score, score_recording
+
+        score = score_recording(args.set_dir, args.recording, args.video)
+        print(render_score(score))
+        if args.json is not None:
+            args.json.write_text(json.dumps(score.as_dict(), indent=2) + "\n", encoding="utf-8")
+        return 0
     if args.command == "eval":
         from edge.cli.eval_cmd import eval_command, parse_sizes
 

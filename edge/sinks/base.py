@@ -24,8 +24,8 @@ class Published:
 class Sink(Protocol):
     def write(self, frame: RedactedFrame) -> None: ...
 
-    def close(self) -> Published:
-        """Finish and publish the output."""
+    def close(self) -> Published | None:
+        """Finish and publish the output (None: a segmented sink with no segment open)."""
 
     def abort(self) -> None:
         """Drop a partial output; nothing is left under the final name."""
