@@ -247,7 +247,11 @@ class LiveConfig(_Closed):
         10.0, ge=0.1, le=600.0, description="longest wait between reopening attempts (backoff)"
     )
     timeout_s: float = Field(
-        5.0, ge=0.5, le=120.0, description="network sources: open and read timeout"
+        5.0,
+        ge=0.5,
+        le=120.0,
+        description="open and read timeout of network sources; read timeout of V4L2 and "
+        "GStreamer cameras (a stalled camera is a lost one)",
     )
 
     @model_validator(mode="after")

@@ -84,7 +84,7 @@ class VideoFileSource:
     def frames(self) -> Iterator[RawFrame]:
         index = 0
         for frame in _chain(self._first, self._decoded):
-            pixels = _to_bgr(frame)
+            pixels = to_bgr(frame)
             if self._rotate is not None:
                 pixels = np.asarray(cv2.rotate(pixels, self._rotate), dtype=np.uint8)
             yield RawFrame(pixels, index, frame.pts, self.time_base)
@@ -105,7 +105,7 @@ def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
     yield from rest
 
 
-def _to_bgr(frame: Any) -> Pixels:
+def to_bgr(frame: Any) -> Pixels:
     # OpenCV's SIMD conversion of limited-range 4:2:0 is about 4x faster than swscale's.
     if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
         bgr = cv2.cvtColor(frame.to_ndarray(format="yuv420p"), cv2.COLOR_YUV2BGR_I420)
