@@ -208,11 +208,13 @@ class LiveConfig(_Closed):
         640, ge=64, le=1920, description="picamera2: width of the stream the detector sees"
     )
     max_latency_ms: float = Field(
-        150.0,
+        1000.0,
         ge=20.0,
         le=5000.0,
         description="a frame the detector has not vouched for this long after capture is late: "
-        "it never leaves clear, it is dropped or fully obscured (`late`) and counted",
+        "it never leaves clear, it is dropped or fully obscured (`late`) and counted. It must "
+        "exceed the detector's time per frame on the device, or no frame can be vouched for; "
+        "the live profiles set less",
     )
     late: Literal["drop", "obscure"] = Field(
         "drop",

@@ -3,8 +3,9 @@ bounded queues, so FFmpeg, onnxruntime and x264 (all release the GIL) overlap wh
 flat on any length of video or any uptime.
 
 Recorded media wait for Veil: nothing is dropped. A live source (`realtime`) never waits: when
-the detector falls behind, its newest frame is dropped at capture and counted ("overload"), so
-latency cannot grow; frames past their deadline are dropped or obscured (edge.pipeline).
+the detector falls behind, the oldest frame waiting for it is dropped at capture and counted
+("overload"), so latency cannot grow; frames past their deadline are dropped or obscured
+(edge.pipeline).
 """
 
 from __future__ import annotations
@@ -58,13 +59,21 @@ class _Stage(Generic[T]):
                 continue
         return False
 
-    def offer(self, item: T) -> bool:
-        """Put without waiting; False if full (the caller drops the item)."""
-        try:
-            self._q.put_nowait(item)
-            return True
-        except queue.Full:
-            return False
+    def offer(self, item: T) -> int:
+        """Put without waiting. When full, the oldest waiting item makes room: the frame a
+        detector takes next is then the freshest but `depth`, not one that waited behind a slow
+        search. Returns how many items were dropped (0 or more)."""
+        dropped = 0
+        while True:
+            try:
+                self._q.put_nowait(item)
+                return dropped
+            except queue.Full:
+                try:
+                    self._q.get_nowait()
+                    dropped += 1
+                except queue.Empty:
+                    continue
 
     def get(self, tick: float | None = None) -> T | _Done | None:
         """The next item; None after `tick` seconds without one (if given)."""
@@ -137,12 +146,21 @@ def run(
         return target
 
     def capture() -> None:
+        skipped = 0
         try:
             for raw in source.frames():
                 report.frames_in += 1
+                # Exposures the camera made that never reached Veil (picamera2 counts them):
+                # source frames too, and lost.
+                missed = int(getattr(source, "skipped", 0)) - skipped
+                if missed > 0:
+                    skipped += missed
+                    report.frames_in += missed
+                    for _ in range(missed):
+                        report.fail("camera-skipped", dropped=True)
                 if live:
-                    # A camera never waits for Veil: a full queue drops the newest frame.
-                    if not captured.offer(raw):
+                    # A camera never waits for Veil: a full queue drops its oldest frame.
+                    for _ in range(captured.offer(raw)):
                         report.fail("overload", dropped=True)
                     if stop.is_set():
                         return

@@ -61,8 +61,17 @@ def _whole(timings: Timings) -> dict[str, float | None]:
 class StatusBoard:
     """The run's state, fed by the loop's events; `write()` publishes it to `path`."""
 
-    def __init__(self, path: Path, report: RunReport, folder: Path, source: str, run: str) -> None:
+    def __init__(
+        self,
+        path: Path,
+        report: RunReport,
+        folder: Path,
+        source: str,
+        run: str,
+        max_latency_ms: float | None = None,
+    ) -> None:
         self.path = path
+        self.max_latency_ms = max_latency_ms
         self.report = report
         self.folder = folder
         self.source = source
@@ -97,8 +106,21 @@ class StatusBoard:
             free: int | None = shutil.disk_usage(self.folder).free
         except OSError:
             free = None
+        detect = _recent(r.detect)
+        slow = (
+            self.max_latency_ms is not None
+            and detect["p50"] is not None
+            and detect["p50"] > self.max_latency_ms
+        )
         return {
             "state": self.state,
+            # Why the state is what it is, for a person; None when all is well.
+            "warning": (
+                f"the detector takes {detect['p50']} ms a frame, more than max_latency_ms "
+                f"{self.max_latency_ms:g}: frames cannot be vouched for in time and are lost"
+                if slow
+                else None
+            ),
             "run": self.run,
             "source": self.source,
             "source_connected": self.connected,
@@ -113,7 +135,7 @@ class StatusBoard:
             "fail_closed": dict(r.failures),
             "faces": r.faces,
             "latency_ms": _recent(r.latency),
-            "detect_ms": _recent(r.detect),
+            "detect_ms": detect,
             # The whole run's (its last 100,000 frames), once it has stopped.
             "run_latency_ms": _whole(r.latency) if self.state == "stopped" else None,
             "run_detect_ms": _whole(r.detect) if self.state == "stopped" else None,

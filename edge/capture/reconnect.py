@@ -41,6 +41,13 @@ class Reconnecting:
         self.connected = False
         self.losses = 0
         self._index = 0
+        self._skipped_before = 0  # by sources closed since
+
+    @property
+    def skipped(self) -> int:
+        """Frames the camera made that never reached Veil, over every connection."""
+        current = self._current
+        return self._skipped_before + int(getattr(current, "skipped", 0) if current else 0)
 
     def _open(self, lost_at: float | None) -> LiveSource | None:
         """Open the source, retrying with backoff; None once the run is stopping. `lost_at` is
@@ -83,6 +90,7 @@ class Reconnecting:
             except SourceLost as exc:
                 reason = exc.reason
             finally:
+                self._skipped_before += int(getattr(source, "skipped", 0))
                 self._current = None
                 source.close()
             if self._clock.stop.is_set():

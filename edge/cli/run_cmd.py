@@ -147,7 +147,14 @@ def run_command(args: RunArgs) -> int:
     with AuditLog(log_path, key) as log:
         trail = AuditTrail(log, cfg)
         trail.start("camera", spec.kind)
-        board = StatusBoard(args.status or out / STATUS_NAME, report, out, spec.label, trail.run)
+        board = StatusBoard(
+            args.status or out / STATUS_NAME,
+            report,
+            out,
+            spec.label,
+            trail.run,
+            cfg.live.max_latency_ms,
+        )
         events = LiveEvents(trail, board, report)
         status: Status = "error"
         error: BaseException | None = None
@@ -195,6 +202,13 @@ def run_command(args: RunArgs) -> int:
             trail.summary(report, if_new=True)
             trail.stop(status, error)
     print(_summary(report, log_path), file=sys.stderr)
+    if report.failures["late"] and report.detect.percentile(50) > cfg.live.max_latency_ms:
+        print(
+            f"veil: warning: the detector took {report.detect.percentile(50):.0f} ms a frame "
+            f"(p50), more than [live] max_latency_ms = {cfg.live.max_latency_ms:g}; frames could "
+            "not be vouched for in time and were lost: raise it, or use a faster profile",
+            file=sys.stderr,
+        )
     return 3 if report.obscured else 0
 
 

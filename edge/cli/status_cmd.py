@@ -83,6 +83,8 @@ def status_command(path: Path, *, as_json: bool = False) -> int:
         ("disk free", "-" if free is None else f"{free / 1e9:.2f} GB"),
         ("cpu temp", "-" if temp is None else f"{temp} °C"),
     ]
+    if data.get("warning"):
+        rows.insert(1, ("WARNING", str(data["warning"])))
     for name, value in rows:
         print(f"{name:<12} {value}")
     return 0

@@ -3,7 +3,8 @@
 `veil run --source file:CLIP` keeps each frame's source time, so a recorded frame at time t is
 source frame round(t × fps) (modulo the clip's length when it was looped). Each recorded frame
 is scored with the same face-detail measure as `veil eval`, against the decoded source frame.
-A dropped frame is not a leak, but it is counted; a source frame recorded twice in one pass, or a
+A recording of a resized copy of the clip is scaled back to the annotations' size first. A
+dropped frame is not a leak, but it is counted; a source frame recorded twice in one pass, or a
 recorded time that is no source frame, is an error of the loop and is counted too.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import cv2
 import numpy as np
 
 from edge.capture import VideoFileSource
@@ -95,6 +97,11 @@ def score_recording(set_dir: Path, recording: Path, video: str | None = None) ->
                 raise MediaError(f"{item.file}: recorded frame {k} is past its end")
             at = raw.index
         assert raw is not None
+        if pixels.shape != raw.pixels.shape:
+            # A recording made from an upscaled copy of the clip (e.g. 1080p from 720p): scored
+            # at the annotations' size.
+            size = (raw.pixels.shape[1], raw.pixels.shape[0])
+            pixels = np.asarray(cv2.resize(pixels, size, interpolation=cv2.INTER_AREA), np.uint8)
         score.recorded += 1
         score.source_frames = k + 1
         leaked = False
