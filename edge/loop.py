@@ -33,6 +33,7 @@ from edge.track.lookahead import Held
 _QUEUE_DEPTH = 4
 _TICK_S = 0.02  # a live detector thread wakes this often to let out frames that are due
 _DRAIN_S = 3.0  # after a stop, how long the frames in flight may take to reach the sink
+_UNBLOCK_S = 1.0  # after a live stop, how long a source blocked in a read is waited for
 T = TypeVar("T")
 
 
@@ -67,6 +68,21 @@ class _Stage(Generic[T]):
         while True:
             try:
                 self._q.put_nowait(item)
+                return dropped
+            except queue.Full:
+                try:
+                    self._q.get_nowait()
+                    dropped += 1
+                except queue.Empty:
+                    continue
+
+    def offer_done(self) -> int:
+        """End the hand-over now, whatever its producer is doing (it is stuck); returns how many
+        waiting items made room for the end."""
+        dropped = 0
+        while True:
+            try:
+                self._q.put_nowait(_DONE)
                 return dropped
             except queue.Full:
                 try:
@@ -114,6 +130,7 @@ def run(
     report: RunReport | None = None,
     realtime: Realtime | None = None,
     skipped: Callable[[RedactedFrame, BaseException], bool] | None = None,
+    stopping: threading.Event | None = None,
 ) -> RunReport:
     """Redact every frame of `source` into `sink`. On any error the sink's output is discarded.
 
@@ -121,8 +138,10 @@ def run(
     `realtime.lookahead` frames instead of `track.lookahead`. `on_frame` runs on the sink thread
     after each frame is written (progress); `observe` on the redaction thread after each frame
     (the audit trail's summaries). `skipped(frame, error)` may declare a sink error survivable:
-    the frame is then counted as dropped (a full disk). Pass `report` to see the counts of a run
-    that ends in an error.
+    the frame is then counted as dropped (a full disk). `stopping` is the live run's stop: once
+    set, a source still blocked in a read (a stalled stream) gets `_UNBLOCK_S` before the frames
+    in flight are drained without it. Pass `report` to see the counts of a run that ends in an
+    error.
     """
     report = report if report is not None else RunReport()
     stop = threading.Event()  # hard stop: an error, or a drain that took too long
@@ -145,26 +164,34 @@ def run(
 
         return target
 
+    never_delivered = 0  # the source's count of exposures it never delivered, as last seen
+    cut = False  # a live stop went on without the source (stuck in a read)
+    cut_lock = threading.Lock()
+
+    def count(raw: RawFrame) -> None:
+        """Count a captured frame; a live one goes into the queue at once (never waits)."""
+        nonlocal never_delivered
+        report.frames_in += 1
+        # Exposures the camera made that never reached Veil (picamera2 counts them): source
+        # frames too, and lost.
+        missed = int(getattr(source, "skipped", 0)) - never_delivered
+        if missed > 0:
+            never_delivered += missed
+            report.frames_in += missed
+            for _ in range(missed):
+                report.fail("camera-skipped", dropped=True)
+        if live:  # a full queue drops its oldest frame
+            for _ in range(captured.offer(raw)):
+                report.fail("overload", dropped=True)
+
     def capture() -> None:
-        skipped = 0
         try:
             for raw in source.frames():
-                report.frames_in += 1
-                # Exposures the camera made that never reached Veil (picamera2 counts them):
-                # source frames too, and lost.
-                missed = int(getattr(source, "skipped", 0)) - skipped
-                if missed > 0:
-                    skipped += missed
-                    report.frames_in += missed
-                    for _ in range(missed):
-                        report.fail("camera-skipped", dropped=True)
-                if live:
-                    # A camera never waits for Veil: a full queue drops its oldest frame.
-                    for _ in range(captured.offer(raw)):
-                        report.fail("overload", dropped=True)
-                    if stop.is_set():
+                with cut_lock:
+                    if cut:
                         return
-                elif not captured.put(raw):
+                    count(raw)
+                if not live and not captured.put(raw):
                     return
             captured.put(_DONE)
         except BaseException as exc:
@@ -223,9 +250,19 @@ def run(
     for thread in threads:
         thread.start()
     writer = threads[-1]
+    stop_seen: float | None = None
+    unblocked = False
     try:
         while writer.is_alive():
             writer.join(0.1)  # short waits, so that Ctrl-C reaches this thread
+            if stopping is not None and stopping.is_set() and not unblocked:
+                stop_seen = stop_seen or time.monotonic()
+                if threads[0].is_alive() and time.monotonic() - stop_seen > _UNBLOCK_S:
+                    unblocked = True
+                    with cut_lock:
+                        cut = True
+                        for _ in range(captured.offer_done()):
+                            report.fail("stopped", dropped=True)
         if errors:
             raise errors[0]
         report.output = sink.close()

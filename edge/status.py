@@ -14,6 +14,7 @@ import shutil
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -157,10 +158,15 @@ class StatusBoard:
             except OSError:
                 temp.unlink(missing_ok=True)  # a full disk: the recording matters more
 
-    def start(self, every_s: float = 1.0) -> None:
+    def start(self, every_s: float = 1.0, tick: Callable[[], None] | None = None) -> None:
+        """Write every `every_s`; `tick` runs there too (the audit trail's summaries, which
+        must come even when no frame gets through)."""
+
         def loop() -> None:
             while not self._stop.wait(every_s):
                 self.write()
+                if tick is not None:
+                    tick()
 
         self.write()
         self._thread = threading.Thread(target=loop, name="veil-status", daemon=True)

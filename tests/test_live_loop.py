@@ -173,7 +173,8 @@ def test_every_third_frame_searched_and_each_frame_vouched_from_both_sides(
     sample_clip: Clip, blazeface
 ) -> None:
     counting = Slow(blazeface, 0.0)
-    rt = Realtime(max_latency_ms=400.0, detect_every=3, lookahead=2)
+    # A budget and a queue no load on a test machine exhausts: this is about vouching, not speed.
+    rt = Realtime(max_latency_ms=3000.0, detect_every=3, lookahead=2, queue=16)
     sink, report = live_run(sample_clip, counting, rt)
     accounted(report)
     assert report.dropped == 0 and report.obscured == 0

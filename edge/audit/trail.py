@@ -105,13 +105,15 @@ class AuditTrail:
         self.log.sync()
 
     def observe(self, report: RunReport) -> None:
-        """Called once per frame: writes a summary when one is due."""
-        now = time.monotonic()
-        if report is not self._report:
-            self._report, self._seen = report, _Seen()
-        failed_anew = report.obscured > self._seen.counts["obscured"]
-        if now - self._last >= self._period or (failed_anew and now - self._last >= 1.0):
-            self.summary(report)
+        """Called once per frame (and, live, once a second): writes a summary when one is due."""
+        with self._lock:
+            now = time.monotonic()
+            if report is not self._report:
+                self._report, self._seen = report, _Seen()
+            seen = self._seen.counts
+            failed_anew = report.obscured > seen["obscured"] or report.dropped > seen["dropped"]
+            if now - self._last >= self._period or (failed_anew and now - self._last >= 1.0):
+                self._summary(report, False)
 
     def summary(self, report: RunReport, *, if_new: bool = False) -> None:
         """The counts of `report` since its last summary (skipped if `if_new` and none)."""

@@ -158,7 +158,7 @@ def run_command(args: RunArgs) -> int:
         events = LiveEvents(trail, board, report)
         status: Status = "error"
         error: BaseException | None = None
-        board.start()
+        board.start(tick=lambda: trail.observe(report))
         timer = threading.Timer(args.duration or 0.0, clock.stop.set)
         timer.daemon = True
         try:
@@ -188,6 +188,7 @@ def run_command(args: RunArgs) -> int:
                     report=report,
                     realtime=realtime,
                     skipped=lambda frame, exc: isinstance(exc, StorageFull),
+                    stopping=clock.stop,
                 )
             status = "fail-closed" if report.obscured else "ok"
         except KeyboardInterrupt:
