@@ -144,6 +144,9 @@ def vouch(
                 if realtime.late == "drop":
                     report.fail("late", dropped=True)
                     continue
+                # Obscured whole; still a frame to the tracker, so that its look-back counts
+                # the frames the window holds.
+                tracker.update(Detections.empty(), raw.height, raw.width)
                 yield from held.push(raw, Coverage(Detections.empty()), "late", searched=False)
                 continue
             searched = n % every == 0

@@ -225,3 +225,23 @@ def test_a_track_of_weak_scores_only_is_held_briefly() -> None:
     while len(tracker.update(Detections.empty(), H, W).boxes):
         frames += 1
     assert frames == 3
+
+
+def test_lookahead_lets_out_early_only_frames_vouched_for_from_both_sides() -> None:
+    """Live: a frame leaves before the window is full only when it is due and a searched frame
+    is at or after it (or it failed and will be obscured); the tail after the last search is
+    what the end of a stream must still search."""
+    window: Lookahead[int] = Lookahead(5)
+    empty = Coverage(Detections.empty())
+    pattern = [True, False, False, True, False]  # searched: frames 0 and 3
+    for item, searched in enumerate(pattern):
+        assert list(window.push(item, empty, searched=searched)) == []
+    released = [h.item for h in window.release(lambda item: True)]
+    assert released == [0, 1, 2, 3]  # 4 has no search after it
+    assert [h.item for h in window.unvouched()] == [4]
+    assert [h.item for h in window.release(lambda item: True)] == []
+    assert list(window.push(5, empty, "late", searched=False)) == []
+    assert [h.item for h in window.release(lambda item: item != 4)] == []  # 4 not due: waits
+    assert [h.item for h in window.release(lambda item: True)] == []  # 4 still unvouched
+    assert list(window.push(6, empty, searched=True)) == []
+    assert [h.item for h in window.release(lambda item: True)] == [4, 5, 6]

@@ -49,11 +49,14 @@ class Lookahead(Generic[T]):
 
     def release(self, due: Callable[[T], bool]) -> Iterator[Held[T]]:
         """Let out early, oldest first, the frames that are `due` and vouched for: searched
-        themselves, or with a searched frame after them in the window."""
+        themselves, or with a searched frame after them in the window (or failed: obscured)."""
         while self._held and due(self._held[0].item) and self._vouched(0):
             yield self._held.popleft()
 
     def _vouched(self, at: int) -> bool:
+        """Searched itself or later on, or failed (it will be obscured whole)."""
+        if self._held[at].failed is not None:
+            return True
         return any(self._held[i].searched for i in range(at, len(self._held)))
 
     def unvouched(self) -> list[Held[T]]:
