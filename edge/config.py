@@ -278,7 +278,8 @@ class RecordConfig(_Closed):
         1.0,
         ge=0.2,
         le=10.0,
-        description="keyframe and MP4 fragment interval: a power cut loses at most this much",
+        description="keyframe and MP4 fragment interval: a power cut loses the fragment being "
+        "written and at most one whole one before it (fsync runs beside the recording)",
     )
     crf: int = Field(23, ge=0, le=40, description="x264 quality; lower is better and larger")
     preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium"] = Field(

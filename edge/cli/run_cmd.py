@@ -57,6 +57,9 @@ class LiveEvents:
 
     def __init__(self, trail: AuditTrail, board: StatusBoard, report: RunReport) -> None:
         self.trail, self.board, self.report = trail, board, report
+        # Set before run_stop: a segment a hung disk finishes after that is logged by the next
+        # run, which finds it unlogged (nothing may follow a run's stop record).
+        self.closed = False
 
     def source_lost(self, kind: str, reason: str) -> None:
         self.board.connected = False
@@ -70,6 +73,8 @@ class LiveEvents:
         print(f"veil: source back after {offline_s:.1f} s", file=sys.stderr)
 
     def segment_closed(self, out: Published, *, recovered: bool) -> None:
+        if self.closed:
+            return
         self.trail.file_closed(self.report, out, "video", None, recovered=recovered)
         self.board.segments += 1
 
@@ -83,7 +88,8 @@ class LiveEvents:
         self.trail.discarded(path, frames, reason, error)
 
     def segment_deleted(self, path: Path, sha256: str, reason: str) -> None:
-        self.trail.file_deleted(path, sha256, reason)
+        if not self.closed:
+            self.trail.file_deleted(path, sha256, reason)
 
     def storage_full(self, free_bytes: int) -> None:
         self.board.storage_full = True
@@ -199,6 +205,7 @@ def run_command(args: RunArgs) -> int:
             raise
         finally:
             timer.cancel()
+            events.closed = True
             board.stop()
             trail.summary(report, if_new=True)
             trail.stop(status, error)

@@ -44,17 +44,14 @@ class AtomicFile:
             sealed = self.temp.with_suffix(".sealing" + self.temp.suffix)
             try:
                 seal(self.temp, sealed)
+                _fsync(sealed)  # durable before it replaces the finished, unsealed file
                 os.replace(sealed, self.temp)
             except BaseException:
                 sealed.unlink(missing_ok=True)
                 self.discard()
                 raise
         try:
-            fd = os.open(self.temp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _fsync(self.temp)
             size, digest = sha256_file(self.temp)
             os.replace(self.temp, self.final)
             sync_folder(self.final.parent)  # the new name, too, must survive a power cut
@@ -68,3 +65,11 @@ class AtomicFile:
             self.temp.unlink()
         except FileNotFoundError:
             pass
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,5 +1,5 @@
-"""Fragmented MP4 on disk: writing one whose fragments reach the disk as they are made, and
-cutting one back to its whole fragments.
+"""Fragmented MP4 on disk: walking its boxes, and cutting a file back to its whole fragments.
+(Writing one, fragment by fragment, is edge.sinks.encoder's.)
 
 A segment is `ftyp`, `moov` (no samples: `empty_moov`), then one `moof`+`mdat` pair per fragment.
 A run killed mid-write, or a disk that filled, leaves a file that ends inside a fragment. Cut
@@ -22,125 +22,9 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import av
-import cv2
-import numpy as np
-
-from edge.config import RecordConfig
-from edge.frames import Pixels
-from edge.sinks.atomic import AtomicFile, Seal
-from edge.sinks.base import Published
-
-_MUXER = {
-    # A fragment at every keyframe, the header written first (no seeking back to it: a killed
-    # run's file is readable as far as it goes), sample offsets counted from each moof.
-    # frag_discont + no edit list + no shifting: the first fragment's decode time is the first
-    # frame's source time, so that a segment starting at 60 s reads back as starting at 60 s.
-    "movflags": "frag_keyframe+empty_moov+default_base_moof+frag_discont",
-    "use_editlist": "0",
-    "avoid_negative_ts": "make_non_negative",
-}
 
 # Boxes inside `moov` that hold other boxes: enough to find an edit list (`moov/trak/edts`).
 _CONTAINERS = {b"moov", b"trak", b"edts", b"mdia", b"minf", b"stbl", b"mvex"}
-
-
-class SegmentWriter:
-    """One segment being written: H.264 into fragmented MP4 under the AtomicFile's hidden name.
-    Raises whatever the encoder, muxer or disk raise (OSError with ENOSPC on a full disk); the
-    caller decides what is left worth publishing."""
-
-    def __init__(
-        self,
-        final: Path,
-        *,
-        width: int,
-        height: int,
-        time_base: Fraction,
-        rate: Fraction,
-        cfg: RecordConfig,
-    ) -> None:
-        self.file = AtomicFile(final)
-        self.final, self.temp = final, self.file.temp
-        self.shape = (height, width)
-        self.time_base = time_base
-        self.frames = 0
-        self.first_pts: int | None = None
-        self.last_pts: int | None = None
-        self._synced = 0
-        self._io: BinaryIO | None = None
-        self._container: Any = None
-        try:
-            # Our own file object: its descriptor is what gets fsynced after each fragment.
-            self._io = self.temp.open("r+b")
-            self._container = av.open(self._io, mode="w", format="mp4", container_options=_MUXER)
-            stream = self._container.add_stream("libx264", rate=rate)
-            stream.width, stream.height = width, height
-            # 4:2:0 needs even sizes; odd-sized frames keep their size in 4:4:4 instead.
-            stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
-            stream.time_base = time_base
-            stream.codec_context.time_base = time_base
-            keyint = max(1, round(cfg.fragment_seconds * rate))
-            stream.options = {
-                "crf": str(cfg.crf),
-                "preset": cfg.preset,
-                # No lookahead, no B-frames: each frame's packet comes out as it goes in.
-                "tune": "zerolatency",
-                # A keyframe, hence a fragment, every fragment_seconds and only then.
-                "x264-params": f"keyint={keyint}:min-keyint={keyint}:scenecut=0",
-            }
-            self._stream = stream
-        except BaseException:
-            self.release()
-            self.file.discard()
-            raise
-
-    def encode(self, pixels: Pixels, pts: int) -> None:
-        if self._stream.pix_fmt == "yuv420p":
-            # OpenCV's SIMD conversion is about 4x faster than swscale's from bgr24.
-            yuv = np.asarray(cv2.cvtColor(pixels, cv2.COLOR_BGR2YUV_I420), dtype=np.uint8)
-            frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
-        else:
-            frame = av.VideoFrame.from_ndarray(pixels, format="bgr24")
-        frame.pts = pts
-        frame.time_base = self.time_base
-        self._container.mux(self._stream.encode(frame))
-        self.frames += 1
-        self.last_pts = pts
-        if self.first_pts is None:
-            self.first_pts = pts
-        # The muxer writes a fragment only once it is complete (when the next keyframe comes):
-        # the file grew exactly when one did. Make it durable before the next frame.
-        assert self._io is not None
-        if self._io.tell() != self._synced:
-            self._io.flush()
-            os.fsync(self._io.fileno())
-            self._synced = self._io.tell()
-
-    def finish(self, seal: Seal | None) -> Published:
-        """Flush the last fragment and publish (the file's fsync and rename are commit's)."""
-        self._container.mux(self._stream.encode(None))
-        self._container.close()
-        assert self._io is not None
-        self._io.close()
-        size, digest = self.file.commit(seal)
-        tb = self.time_base
-        first = None if self.first_pts is None else float(self.first_pts * tb)
-        last = None if self.last_pts is None else float(self.last_pts * tb)
-        return Published(self.final, size, digest, self.frames, first, last)
-
-    def release(self) -> None:
-        """Close the muxer and the file after a failure, ignoring further errors; the partial
-        file stays for salvage()."""
-        try:
-            if self._container is not None:
-                self._container.close()
-        except Exception:  # already failing; the file is judged by salvage()
-            pass
-        try:
-            if self._io is not None:
-                self._io.close()
-        except OSError:
-            pass
 
 
 @dataclass(frozen=True)

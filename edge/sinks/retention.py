@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -56,11 +56,12 @@ def parse_name(name: str) -> Segment | None:
     return Segment(Path(name), start, int(match["n"] or 0))
 
 
-def unique_path(folder: Path, stem: str) -> Path:
-    """`folder/stem.mp4`, or the first free `stem-N.mp4`."""
+def unique_path(folder: Path, stem: str, taken: Collection[Path] = ()) -> Path:
+    """`folder/stem.mp4`, or the first free `stem-N.mp4`; `taken`: names promised to segments
+    not yet renamed into place, not free either."""
     path = folder / f"{stem}.mp4"
     n = 0
-    while path.exists():
+    while path in taken or path.exists():
         n += 1
         path = folder / f"{stem}-{n}.mp4"
     return path

@@ -1,11 +1,28 @@
 """Segmented recording for the live loop: redacted H.264 in fragmented MP4, one file per
-`segment_seconds` of frame time, each named by the UTC time it opened.
+`segment_seconds` of frame time, each named by the UTC time it opened, written under a hidden
+partial name and renamed into place when it closes. Frames keep the source's own timestamps:
+segment two of a run starts at 60 s, not at 0. `recover()` cuts what a killed run left back to
+its whole fragments and publishes it.
 
-Each segment is written under a hidden partial name and renamed into place when it closes. Inside
-it, a fragment (a keyframe and the frames up to the next one) reaches the disk, fsynced, every
-`fragment_seconds`, so a power cut loses at most the fragment being written; `recover()` cuts what
-a killed run left back to its whole fragments and publishes it. Frames keep the source's own
-timestamps: segment two of a run starts at 60 s, not at 0.
+`write()` does not wait on the disk (in a live run every frame behind a slow fsync would be late)
+except after an error, or when finishing has fallen FINISH_BACKLOG segments behind:
+
+- Each fragment (a keyframe and the frames up to the next) is handed to the kernel as the muxer
+  completes it, every `fragment_seconds`, so a killed process loses none of it, and fsynced on a
+  background thread (encoder.Syncer: per file one fsync running, one waiting). It is safe from a
+  power cut once an fsync begun after it was written has returned. So a power cut loses the
+  fragment being encoded plus the whole ones written since the start of the last fsync that
+  returned: while fsyncs take under `fragment_seconds` (the normal case), the last whole one at
+  most, i.e. under 2 x `fragment_seconds` of footage (fsync inside write() lost under 1 x); more
+  on a disk slower than that.
+- A closing segment gets its last fragment and index written here; one background worker then,
+  a segment at a time in order, fsyncs, seals, hashes and renames it, reports segment_closed and
+  sweeps retention (deletions after the close that caused them). Until renamed it is a partial,
+  which recover() publishes after a power cut.
+- A background error is raised by the next `write()` or `close()` as if it happened there (the
+  open segment salvaged, a full disk pausing recording), after all that was handed off has been
+  finished and reported, so events keep their order. `close()` waits for all of it, `abort()`
+  for up to ABORT_WAIT_SECONDS.
 
 A full disk pauses recording instead of ending the run: what is whole of the current segment is
 published, `write()` raises `StorageFull` for each frame it cannot record, and recording resumes,
@@ -14,7 +31,6 @@ in a new segment, once retention or someone else has made room.
 
 from __future__ import annotations
 
-import errno
 import math
 import os
 import threading
@@ -32,7 +48,7 @@ from edge.frames import RedactedFrame
 from edge.sinks import fmp4, retention
 from edge.sinks.atomic import AtomicFile, Seal, is_partial
 from edge.sinks.base import Published, require_redacted
-from edge.sinks.fmp4 import SegmentWriter
+from edge.sinks.encoder import Background, SegmentWriter, disk_full
 
 # Paused on a full disk, recording resumes only with this much free (or min_free_bytes if more):
 # room for tens of seconds of 720p, so a disk hovering at full does not flap between a new
@@ -42,14 +58,19 @@ RESUME_FREE_BYTES = 16 * 1024 * 1024
 RECHECK_SECONDS = 1.0
 CLOCK: Callable[[], float] = time.monotonic  # what that second is measured on (tests set it)
 # abort() comes from another thread than write() (the loop's, while its sink thread drains): it
-# waits this long for a write in progress, then leaves the partial to the next run's recover().
+# waits this long in all for a write and background work in progress, then leaves the partials to
+# the next run's recover().
 ABORT_WAIT_SECONDS = 5.0
+# Closed segments unfinished (one being finished, one waiting) before a rotation waits: the disk
+# is then a whole segment behind, and waiting slows recording instead of piling up work.
+FINISH_BACKLOG = 2
 
 Discard = Literal["error", "interrupted", "partial"]
 
 
 class RecordingEvents(Protocol):
-    """What the recording reports, for the audit log and the status."""
+    """What the recording reports, for the audit log and the status; segment_closed and
+    segment_deleted may come from a background thread, never two events at once."""
 
     def segment_closed(self, out: Published, *, recovered: bool) -> None:
         """A segment was published. recovered: cut back to its whole fragments after a killed
@@ -111,6 +132,7 @@ class SegmentSink:
         self._free = 0
         self._lock = threading.Lock()
         self._aborted = False
+        self._background = Background(FINISH_BACKLOG)
 
     # --- the Sink interface -------------------------------------------------------------------
 
@@ -122,6 +144,8 @@ class SegmentSink:
     def _write(self, frame: RedactedFrame) -> None:
         if self._aborted:
             raise OutputError(f"the recording to {self.folder} was stopped")
+        if errors := self._background.take_errors():
+            raise self._failed(*errors) from None
         if self.full and not self._resume():
             raise StorageFull(self.folder, self._free)
         try:
@@ -130,29 +154,39 @@ class SegmentSink:
             raise self._failed(exc) from None
 
     def close(self) -> Published | None:
-        """Finish and publish the current segment; None if no segment is open."""
+        """Finish and publish the current segment, after all handed off before it; None if no
+        segment was open."""
         with self._lock:
-            if self._current is None:
-                return None
             try:
-                out = self._finish()
-                self._sweep(keep=out.path)
+                done = self._hand_off() if self._current is not None else None
             except Exception as exc:
                 raise self._failed(exc) from None
-            return out
+            self._background.wait()
+            if errors := self._background.take_errors():
+                raise self._failed(*errors) from None
+            return done[0] if done else None
 
     def abort(self) -> None:
-        """The run is ending on an error or an interrupt: publish the current segment anyway
-        (every frame in it is redacted), or what is whole of it. Never raises."""
+        """The run is ending on an error or an interrupt: let the background finish what it was
+        handed, then publish the current segment anyway (every frame in it is redacted), or what
+        is whole of it. Never raises."""
+        deadline = time.monotonic() + ABORT_WAIT_SECONDS
         if not self._lock.acquire(timeout=ABORT_WAIT_SECONDS):
             return  # a write is stuck (a hung disk): recover() deals with the partial next run
         try:
             self._aborted = True
-            self._abort()
+            self._abort(deadline)
         finally:
             self._lock.release()
 
-    def _abort(self) -> None:
+    def _abort(self, deadline: float) -> None:
+        try:
+            settled = self._background.wait(max(0.0, deadline - time.monotonic()))
+        except BaseException:  # a second Ctrl-C: stop waiting, as for a hung disk
+            settled = False
+        if not settled:
+            return  # recover() publishes the partials next run
+        self._background.take_errors()  # salvaged and reported; the run has its own error
         current, self._current = self._current, None
         if current is None:
             return
@@ -176,6 +210,7 @@ class SegmentSink:
         """Publish, cut back to their whole fragments, the partial segments a killed run left,
         remove those with nothing playable, then sweep retention once."""
         with self._lock:
+            self._background.wait()  # what was handed off is reported first, no partial then
             self._recover()
 
     def _recover(self) -> None:
@@ -230,20 +265,19 @@ class SegmentSink:
             or current.time_base != time_base
             or (pts - (current.first_pts or 0)) * time_base >= self._length
         ):
-            out = self._finish()
-            self._sweep(keep=out.path)
+            self._hand_off()
             current = None
         if current is None:
-            final = retention.unique_path(
-                self.folder, retention.segment_stem(datetime.now(timezone.utc))
-            )
+            # Not the name of one still being finished: the wall clock may have stepped back.
+            stem = retention.segment_stem(datetime.now(timezone.utc))
             current = self._current = SegmentWriter(
-                final,
+                retention.unique_path(self.folder, stem, taken=self._background.taken()),
                 width=frame.width,
                 height=frame.height,
                 time_base=time_base,
                 rate=self._rate,
                 cfg=self._cfg,
+                syncer=self._background.syncer,
             )
         current.encode(frame.pixels, pts)
         self._last = (pts, time_base)
@@ -266,25 +300,38 @@ class SegmentSink:
         step = max(1, round(1 / (self._rate * time_base)))
         return 0 if last is None else last + step
 
-    def _finish(self) -> Published:
-        """Close and publish the current segment; on failure, publish what is whole of it and
-        raise the error as it came."""
-        current, self._current = self._current, None
+    def _hand_off(self) -> list[Published]:
+        """Close the current segment here and hand the rest of its finishing (_complete) to the
+        background; the list gets its Published when that is done. If even its last fragment
+        cannot be written, raises with the segment still current, for _failed() to salvage."""
+        current = self._current
         assert current is not None
+        current.end()
+        self._current = None
+        return self._background.finish(current, self._complete)
+
+    def _complete(self, current: SegmentWriter) -> Published:
+        """Publish a segment, then sweep retention; on failure, publish what is whole of it and
+        raise the error as it came."""
         try:
-            out = current.finish(self._seal)
+            out = current.publish(self._seal)
         except Exception as exc:
             self._salvage(current, "error", exc)
             raise
         self._published(out, recovered=False)
+        self._sweep(keep=out.path)
         return out
 
-    def _failed(self, exc: Exception) -> OutputError:
-        """After `exc` while recording: salvage the open segment, pause on a full disk; the one
-        error to raise (StorageFull, or an OutputError with a one-line message)."""
-        if self._current is not None:
-            self._salvage(self._current, "error", exc)
-        if _disk_full(exc):
+    def _failed(self, exc: Exception, *more: Exception) -> OutputError:
+        """After `exc` (and `more`), here or in the background: let the background finish what
+        it holds, salvage the open segment, pause on a full disk; the one error to raise
+        (StorageFull, or an OutputError with a one-line message)."""
+        self._background.wait()  # its events come before the salvage's and storage_full
+        errors = [exc, *more, *self._background.take_errors()]
+        current, self._current = self._current, None
+        if current is not None:
+            self._salvage(current, "error", exc)
+        if any(disk_full(e) for e in errors):
             self._pause()
             return StorageFull(self.folder, self._free)
         if isinstance(exc, OutputError):
@@ -293,27 +340,11 @@ class SegmentSink:
 
     def _salvage(self, current: SegmentWriter, reason: Discard, error: BaseException) -> None:
         """After a failure: publish the segment's whole fragments, or report it discarded."""
-        if self._current is current:
-            self._current = None
-        current.release()
-        try:
-            salvaged = fmp4.salvage(current.temp)
-            if salvaged.frames > 0:
-                size, digest = current.file.commit(self._seal)
-                out = Published(
-                    current.final,
-                    size,
-                    digest,
-                    salvaged.frames,
-                    salvaged.first_ts,
-                    salvaged.last_ts,
-                )
-                self._published(out, recovered=True)
-                return
-        except Exception:  # a seal may raise anything; the first error is reported
-            pass  # nothing publishable is left; commit() has removed its file, if it got that far
-        current.file.discard()
-        self._events.segment_discarded(current.temp, current.frames, reason, error)
+        out = current.salvage(self._seal)
+        if out is not None:
+            self._published(out, recovered=True)
+        else:
+            self._events.segment_discarded(current.temp, current.frames, reason, error)
 
     def _published(self, out: Published, *, recovered: bool) -> None:
         self.segments += 1
@@ -352,19 +383,6 @@ class SegmentSink:
         self.full = False
         self._events.storage_resumed(self._free)
         return True
-
-
-def _disk_full(exc: BaseException) -> bool:
-    """ENOSPC anywhere in the chain: OSError, PyAV's errors (which subclass it), or the OSError
-    an OutputError was raised from."""
-    seen: BaseException | None = exc
-    for _ in range(8):
-        if seen is None:
-            return False
-        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def _reason(exc: BaseException) -> str:
