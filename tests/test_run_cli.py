@@ -293,3 +293,25 @@ def test_picamera2_through_the_fake_records_main_redacted_detected_on_lores(
     assert recs[0]["source_kind"] == "picamera2"
     check = veil("audit", "verify", out / "veil-audit.jsonl", "--media", out)
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_segment_renamed_but_never_logged_is_logged_by_the_next_run(
+    sample_clip: Clip, profile: Path, tmp_path: Path
+) -> None:
+    """A run killed between renaming a segment into place and logging it leaves a finished
+    segment the log does not name; the next run logs it before recording."""
+    out = tmp_path / "rec"
+    args = ("run", "--config", profile, "--output-dir", out, "--source", f"file:{sample_clip.path}")
+    assert veil(*args).returncode == 0
+    first = segments(out)[0]
+    orphan = out / "20300101T000000.000Z.mp4"  # as the killed run would have named it
+    orphan.write_bytes(first.read_bytes())
+    assert veil("audit", "verify", out / "veil-audit.jsonl", "--media", out).returncode == 1
+    again = veil(*args, "--duration", "1")
+    assert again.returncode == 0, again.stderr
+    recs = records(out / "veil-audit.jsonl")
+    adopted = [r for r in recs if r["type"] == "file_closed" and r["name"] == orphan.name]
+    assert len(adopted) == 1 and adopted[0]["recovered"] is True
+    assert adopted[0]["frames"] == len(decode_times(orphan))
+    check = veil("audit", "verify", out / "veil-audit.jsonl", "--media", out)
+    assert check.returncode == 0, check.stdout + check.stderr

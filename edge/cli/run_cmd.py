@@ -8,6 +8,7 @@ the frames in flight reach the sink, the current segment is closed and logged, t
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import threading
@@ -101,6 +102,23 @@ class LiveEvents:
         self.trail.storage("resumed", free_bytes)
 
 
+def logged_files(log: Path) -> set[Path]:
+    """Every file the log says was closed, as resolved paths (names are relative to the log)."""
+    found: set[Path] = set()
+    try:
+        lines = log.read_bytes().splitlines()
+    except FileNotFoundError:
+        return found
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a torn line: the log's own recovery deals with it
+        if isinstance(record, dict) and record.get("type") == "file_closed":
+            found.add((log.parent / str(record.get("name"))).resolve())
+    return found
+
+
 def check(args: RunArgs) -> tuple[Config, SourceSpec, Path]:
     """Everything that can be wrong before a camera opens: config, source, folders (exit 2)."""
     cfg = load_config(args.config)
@@ -177,7 +195,7 @@ def run_command(args: RunArgs) -> int:
                     rate=Fraction(cfg.live.fps).limit_denominator(1001),
                     seal=seal_for(cfg, key),
                 )
-                sink.recover()
+                sink.recover(logged_files(log_path))
                 opts = OpenOptions(realtime=args.realtime, loop=args.loop)
                 source = open_source(spec, cfg.live, clock, opts, events)
                 realtime = Realtime.of(cfg.live) if source.live else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from edge.frames import RedactedFrame
 
@@ -29,6 +29,33 @@ class Sink(Protocol):
 
     def abort(self) -> None:
         """Drop a partial output; nothing is left under the final name."""
+
+
+Discard = Literal["error", "interrupted", "partial"]
+
+
+class RecordingEvents(Protocol):
+    """What the recording reports, for the audit log and the status; segment_closed and
+    segment_deleted may come from a background thread, never two events at once."""
+
+    def segment_closed(self, out: Published, *, recovered: bool) -> None:
+        """A segment was published. recovered: cut back to its whole fragments after a killed
+        run or a write error (its last frames may be missing), rather than closed normally."""
+
+    def segment_discarded(
+        self, path: Path, frames: int, reason: Discard, error: BaseException | None
+    ) -> None:
+        """A partial segment was removed with nothing playable in it (or could not be
+        published). frames: how many were written to it (0 when found by recover())."""
+
+    def segment_deleted(self, path: Path, sha256: str, reason: str) -> None:
+        """Retention deleted a segment; reason: "age", "disk-budget" or "free-space"."""
+
+    def storage_full(self, free_bytes: int) -> None:
+        """The disk filled: recording is paused, frames are dropped until it resumes."""
+
+    def storage_resumed(self, free_bytes: int) -> None:
+        """There is room again; the next segment opens with the frame being written."""
 
 
 def require_redacted(frame: object) -> RedactedFrame:

@@ -32,22 +32,19 @@ in a new segment, once retention or someone else has made room.
 from __future__ import annotations
 
 import math
-import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timezone
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal, Protocol
 
 from edge.config import RecordConfig
-from edge.durable import sync_folder
 from edge.errors import OutputError
 from edge.frames import RedactedFrame
-from edge.sinks import fmp4, retention
-from edge.sinks.atomic import AtomicFile, Seal, is_partial
-from edge.sinks.base import Published, require_redacted
+from edge.sinks import recovery, retention
+from edge.sinks.atomic import Seal
+from edge.sinks.base import Discard, Published, RecordingEvents, require_redacted
 from edge.sinks.encoder import Background, SegmentWriter, disk_full
 
 # Paused on a full disk, recording resumes only with this much free (or min_free_bytes if more):
@@ -64,32 +61,6 @@ ABORT_WAIT_SECONDS = 5.0
 # Closed segments unfinished (one being finished, one waiting) before a rotation waits: the disk
 # is then a whole segment behind, and waiting slows recording instead of piling up work.
 FINISH_BACKLOG = 2
-
-Discard = Literal["error", "interrupted", "partial"]
-
-
-class RecordingEvents(Protocol):
-    """What the recording reports, for the audit log and the status; segment_closed and
-    segment_deleted may come from a background thread, never two events at once."""
-
-    def segment_closed(self, out: Published, *, recovered: bool) -> None:
-        """A segment was published. recovered: cut back to its whole fragments after a killed
-        run or a write error (its last frames may be missing), rather than closed normally."""
-
-    def segment_discarded(
-        self, path: Path, frames: int, reason: Discard, error: BaseException | None
-    ) -> None:
-        """A partial segment was removed with nothing playable in it (or could not be
-        published). frames: how many were written to it (0 when found by recover())."""
-
-    def segment_deleted(self, path: Path, sha256: str, reason: str) -> None:
-        """Retention deleted a segment; reason: "age", "disk-budget" or "free-space"."""
-
-    def storage_full(self, free_bytes: int) -> None:
-        """The disk filled: recording is paused, frames are dropped until it resumes."""
-
-    def storage_resumed(self, free_bytes: int) -> None:
-        """There is room again; the next segment opens with the frame being written."""
 
 
 class StorageFull(OutputError):
@@ -206,53 +177,18 @@ class SegmentSink:
 
     # --- start of a run -----------------------------------------------------------------------
 
-    def recover(self) -> None:
+    def recover(self, logged: Collection[Path] | None = None) -> None:
         """Publish, cut back to their whole fragments, the partial segments a killed run left,
-        remove those with nothing playable, then sweep retention once."""
+        remove those with nothing playable; with `logged` (the resolved paths the audit log
+        names), also report finished segments it does not name (a run killed between a rename
+        and its record); then sweep retention once."""
         with self._lock:
             self._background.wait()  # what was handed off is reported first, no partial then
-            self._recover()
-
-    def _recover(self) -> None:
-        try:
-            entries = sorted(self.folder.iterdir()) if self.folder.is_dir() else []
-        except OSError as exc:
-            raise OutputError(f"cannot list {self.folder}: {exc.strerror or exc}") from None
-        busy = self._current.temp if self._current is not None else None
-        for path in entries:
-            if is_partial(path) and path.suffix == ".mp4" and path != busy and path.is_file():
-                self._recover_one(path)
-        self._sweep()
-
-    def _recover_one(self, path: Path) -> None:
-        stem = retention.partial_stem(path)  # None: e.g. a seal's scratch copy, never whole
-        salvaged = None
-        if stem is not None:
-            try:
-                salvaged = fmp4.salvage(path)
-            except OSError:
-                salvaged = None
-        error: BaseException | None = None
-        if stem is not None and salvaged is not None and salvaged.frames > 0:
-            try:
-                target = AtomicFile(retention.unique_path(self.folder, stem))
-                os.replace(path, target.temp)  # commit() then hashes and renames exactly that
-                size, digest = target.commit(self._seal)
-            except Exception as exc:  # a seal may raise anything
-                error = exc
-            else:
-                out = Published(
-                    target.final, size, digest, salvaged.frames, salvaged.first_ts, salvaged.last_ts
-                )
-                self._events.segment_closed(out, recovered=True)
-                return
-        try:
-            path.unlink(missing_ok=True)
-            sync_folder(self.folder)
-        except OSError as exc:
-            raise OutputError(f"cannot remove {path}: {exc.strerror or exc}") from None
-        lost = salvaged.frames if salvaged is not None else 0  # > 0 only if publishing failed
-        self._events.segment_discarded(path, lost, "partial", error)
+            busy = self._current.temp if self._current is not None else None
+            published = recovery.recover_partials(self.folder, self._events, self._seal, busy)
+            if logged is not None:
+                recovery.adopt_unlogged(self.folder, self._events, {*logged, *published})
+            self._sweep()
 
     # --- recording ----------------------------------------------------------------------------
 
