@@ -7,12 +7,17 @@ import os
 from pathlib import Path
 
 
-def sync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def sync_file(path: Path) -> None:
+    """fsync a file or a folder by its path."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def sync_folder(folder: Path) -> None:
+    sync_file(folder)
 
 
 def file_in_the_way(path: Path) -> Path | None:

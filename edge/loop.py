@@ -60,7 +60,7 @@ class _Stage(Generic[T]):
                 continue
         return False
 
-    def offer(self, item: T) -> int:
+    def offer(self, item: T | _Done) -> int:
         """Put without waiting. When full, the oldest waiting item makes room: the frame a
         detector takes next is then the freshest but `depth`, not one that waited behind a slow
         search. Returns how many items were dropped (0 or more)."""
@@ -68,21 +68,6 @@ class _Stage(Generic[T]):
         while True:
             try:
                 self._q.put_nowait(item)
-                return dropped
-            except queue.Full:
-                try:
-                    self._q.get_nowait()
-                    dropped += 1
-                except queue.Empty:
-                    continue
-
-    def offer_done(self) -> int:
-        """End the hand-over now, whatever its producer is doing (it is stuck); returns how many
-        waiting items made room for the end."""
-        dropped = 0
-        while True:
-            try:
-                self._q.put_nowait(_DONE)
                 return dropped
             except queue.Full:
                 try:
@@ -261,7 +246,7 @@ def run(
                     unblocked = True
                     with cut_lock:
                         cut = True
-                        for _ in range(captured.offer_done()):
+                        for _ in range(captured.offer(_DONE)):
                             report.fail("stopped", dropped=True)
         if errors:
             raise errors[0]

@@ -7,11 +7,13 @@ which the verifier checks.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -26,7 +28,7 @@ from edge.detect import model_names
 from edge.digest import sha256_bytes
 from edge.models.manifest import load_manifest
 from edge.pipeline import RunReport
-from edge.sinks.base import Published
+from edge.sinks.base import Discard, Published
 
 
 def flat_settings(cfg: Config) -> dict[str, str | int | float | bool]:
@@ -60,6 +62,12 @@ def _percentiles(timings: list[float]) -> tuple[float | None, float | None]:
     if not timings:
         return None, None
     return round(float(np.percentile(timings, 50)), 3), round(float(np.percentile(timings, 99)), 3)
+
+
+@dataclass
+class Outcome:
+    status: Status = "error"  # until the run's body says otherwise
+    error: BaseException | None = None
 
 
 class AuditTrail:
@@ -193,7 +201,7 @@ class AuditTrail:
         self,
         path: Path,
         frames: int,
-        reason: Literal["error", "interrupted", "partial"],
+        reason: Discard,
         error: BaseException | None,
     ) -> None:
         self._append(
@@ -225,6 +233,22 @@ class AuditTrail:
     def storage(self, event: Literal["full", "resumed"], free_bytes: int) -> None:
         self._append("storage", event=event, free_bytes=max(0, free_bytes))
         self.log.sync()
+
+    @contextlib.contextmanager
+    def stopping(self) -> Iterator[Outcome]:
+        """The run's body: `run_stop` is written on the way out whatever happens, with the
+        status the body set (`outcome.status`), "interrupted" on Ctrl-C, "error" otherwise."""
+        outcome = Outcome()
+        try:
+            yield outcome
+        except KeyboardInterrupt:
+            outcome.status = "interrupted"
+            raise
+        except BaseException as exc:
+            outcome.status, outcome.error = "error", exc
+            raise
+        finally:
+            self.stop(outcome.status, outcome.error)
 
     def stop(self, status: Status, error: BaseException | None = None) -> None:
         self._append(

@@ -17,7 +17,7 @@ from fractions import Fraction
 from typing import Protocol
 
 from edge.errors import MediaError
-from edge.frames import RawFrame
+from edge.frames import Pixels, RawFrame
 
 LIVE_TIME_BASE = Fraction(1, 90_000)  # the MPEG clock; MP4 keeps it exactly
 
@@ -41,6 +41,15 @@ class RunClock:
 
     def pts(self, captured: float) -> int:
         return max(0, round((captured - self.t0) / LIVE_TIME_BASE))
+
+    def frame(
+        self, pixels: Pixels, index: int, captured: float, after: int, lores: Pixels | None = None
+    ) -> RawFrame:
+        """A live frame captured at `captured`, stamped at least one tick `after` the previous
+        one's pts (frames buffered while a stream opens come out microseconds apart, and a
+        muxer needs strictly increasing times)."""
+        pts = max(self.pts(captured), after + 1)
+        return RawFrame(pixels, index, pts, LIVE_TIME_BASE, captured=captured, lores=lores)
 
 
 class LiveSource(Protocol):

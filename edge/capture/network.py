@@ -42,7 +42,7 @@ from urllib.parse import unquote, urlsplit
 import av
 import av.logging
 
-from edge.capture.live import LIVE_TIME_BASE, RunClock, SourceLost
+from edge.capture.live import RunClock, SourceLost
 from edge.capture.spec import safe_url, scrub
 from edge.capture.video_file import to_bgr
 from edge.config import LiveConfig
@@ -160,15 +160,9 @@ class NetworkSource:
             if item is None:
                 continue  # a packet without a picture (yet)
             frame, captured = item
-            # Frames buffered while probing come out microseconds apart; a muxer needs them apart.
-            pts = max(self._clock.pts(captured), pts + 1)
-            yield RawFrame(
-                to_bgr(frame),
-                index,
-                pts=pts,
-                time_base=LIVE_TIME_BASE,
-                captured=captured,
-            )
+            raw = self._clock.frame(to_bgr(frame), index, captured, after=pts)
+            pts = raw.pts or 0
+            yield raw
             index += 1
 
     def close(self) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.capture.live import LIVE_TIME_BASE, RunClock, SourceLost
+from edge.capture.live import RunClock, SourceLost
 from edge.config import LiveConfig
 from edge.errors import UsageError
 from edge.frames import Pixels, RawFrame
@@ -81,14 +81,9 @@ class _OpenCVCamera:
                 if not ok or raw is None:  # unplugged, or the pipeline stopped
                     raise SourceLost(f"{self.label}: the camera stopped delivering", "read-error")
                 pixels = _bgr(raw)
-            pts = max(self._clock.pts(captured), pts + 1)  # strictly increasing, for the muxer
-            yield RawFrame(
-                pixels,
-                index,
-                pts=pts,
-                time_base=LIVE_TIME_BASE,
-                captured=captured,
-            )
+            raw = self._clock.frame(pixels, index, captured, after=pts)
+            pts = raw.pts or 0
+            yield raw
             index += 1
 
     def close(self) -> None:

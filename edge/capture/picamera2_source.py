@@ -24,7 +24,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from edge.capture.live import LIVE_TIME_BASE, RunClock, SourceLost
+from edge.capture.live import RunClock, SourceLost
 from edge.config import LiveConfig
 from edge.errors import UsageError
 from edge.frames import Pixels, RawFrame
@@ -182,7 +182,7 @@ class Picamera2Source:
         self.lores_width, self.lores_height = (int(v) for v in final["lores"]["size"])
 
     def frames(self) -> Iterator[RawFrame]:
-        index = 0
+        index, pts = 0, -1
         while not self._clock.stop.is_set():
             request = self._capture()
             if request is None:
@@ -192,8 +192,9 @@ class Picamera2Source:
             finally:
                 request.release()  # back to the camera at once: the rest works on the copies
             lores = yuv420_to_bgr(yuv, self.lores_width, self.lores_height)
-            pts = self._clock.pts(captured)
-            yield RawFrame(main, index, pts, LIVE_TIME_BASE, captured=captured, lores=lores)
+            raw = self._clock.frame(main, index, captured, after=pts, lores=lores)
+            pts = raw.pts or 0
+            yield raw
             index += 1
 
     def _capture(self) -> Any:

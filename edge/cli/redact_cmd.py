@@ -10,7 +10,6 @@ from tqdm import tqdm
 from edge import __version__
 from edge.audit import DEFAULT_LOG_NAME, AuditLog, AuditTrail, DeviceKey, c2pa, load_or_create
 from edge.audit.keys import check_outside, default_key_dir
-from edge.audit.records import Status
 from edge.capture import FrameSource, ImageFileSource, VideoFileSource
 from edge.cli.progress import terminal_size
 from edge.config import Config, load_config
@@ -137,19 +136,9 @@ def redact_command(
     with AuditLog(log_path, key) as log:
         trail = AuditTrail(log, cfg)
         trail.start("files")
-        status: Status = "error"
-        error: BaseException | None = None
-        try:
+        with trail.stopping() as outcome:
             failed, obscured = _run_jobs(jobs, Runner(cfg, trail, seal_for(cfg, key)))
-            status = "error" if failed else "fail-closed" if obscured else "ok"
-        except KeyboardInterrupt:
-            status = "interrupted"
-            raise
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            trail.stop(status, error)
+            outcome.status = "error" if failed else "fail-closed" if obscured else "ok"
     print(f"audit log: {log_path} (run {trail.run[:8]}, key {key.key_id})", file=sys.stderr)
     if failed:
         print(

@@ -17,11 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal
 
 from edge.audit import DEFAULT_LOG_NAME, AuditLog, AuditTrail, load_or_create
 from edge.audit.keys import check_outside, default_key_dir
-from edge.audit.records import Status
 from edge.capture.live import RunClock
 from edge.capture.spec import OpenOptions, SourceSpec, open_source, parse_spec
 from edge.cli.redact_cmd import seal_for
@@ -32,7 +30,7 @@ from edge.loop import run
 from edge.media import media_kind
 from edge.pipeline import Realtime, RunReport
 from edge.redact import Redactor
-from edge.sinks.base import Published
+from edge.sinks.base import Discard, Published
 from edge.sinks.segments import SegmentSink, StorageFull
 from edge.status import StatusBoard
 
@@ -83,7 +81,7 @@ class LiveEvents:
         self,
         path: Path,
         frames: int,
-        reason: Literal["error", "interrupted", "partial"],
+        reason: Discard,
         error: BaseException | None,
     ) -> None:
         self.trail.discarded(path, frames, reason, error)
@@ -180,53 +178,42 @@ def run_command(args: RunArgs) -> int:
             cfg.live.max_latency_ms,
         )
         events = LiveEvents(trail, board, report)
-        status: Status = "error"
-        error: BaseException | None = None
         board.start(tick=lambda: trail.observe(report))
-        timer = threading.Timer(args.duration or 0.0, clock.stop.set)
-        timer.daemon = True
-        try:
-            with _stopped_by_signals(clock):
-                detector = build_detector(cfg.detector)
-                sink = SegmentSink(
-                    out,
-                    cfg.record,
-                    events,
-                    rate=Fraction(cfg.live.fps).limit_denominator(1001),
-                    seal=seal_for(cfg, key),
-                )
-                sink.recover(logged_files(log_path))
-                opts = OpenOptions(realtime=args.realtime, loop=args.loop)
-                source = open_source(spec, cfg.live, clock, opts, events)
-                realtime = Realtime.of(cfg.live) if source.live else None
-                print(f"veil: recording {spec.label} into {out}", file=sys.stderr)
-                if args.duration is not None:
-                    timer.start()
-                run(
-                    source,
-                    detector,
-                    Redactor(cfg.redact),
-                    sink,
-                    cfg.track,
-                    observe=trail.observe,
-                    report=report,
-                    realtime=realtime,
-                    skipped=lambda frame, exc: isinstance(exc, StorageFull),
-                    stopping=clock.stop,
-                )
-            status = "fail-closed" if report.obscured else "ok"
-        except KeyboardInterrupt:
-            status = "interrupted"
-            raise
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
-            timer.cancel()
-            events.closed = True
-            board.stop()
-            trail.summary(report, if_new=True)
-            trail.stop(status, error)
+
+        def record() -> None:
+            detector = build_detector(cfg.detector)
+            rate = Fraction(cfg.live.fps).limit_denominator(1001)
+            sink = SegmentSink(out, cfg.record, events, rate=rate, seal=seal_for(cfg, key))
+            sink.recover(logged_files(log_path))
+            opts = OpenOptions(realtime=args.realtime, loop=args.loop)
+            source = open_source(spec, cfg.live, clock, opts, events)
+            print(f"veil: recording {spec.label} into {out}", file=sys.stderr)
+            if args.duration is not None:
+                timer = threading.Timer(args.duration, clock.stop.set)
+                timer.daemon = True
+                timer.start()
+            run(
+                source,
+                detector,
+                Redactor(cfg.redact),
+                sink,
+                cfg.track,
+                observe=trail.observe,
+                report=report,
+                realtime=Realtime.of(cfg.live) if source.live else None,
+                skipped=lambda frame, exc: isinstance(exc, StorageFull),
+                stopping=clock.stop,
+            )
+
+        with trail.stopping() as outcome, _stopped_by_signals(clock):
+            try:
+                record()
+                outcome.status = "fail-closed" if report.obscured else "ok"
+            finally:
+                clock.stop.set()  # ends the --duration timer's purpose, and the status loop's
+                events.closed = True
+                board.stop()
+                trail.summary(report, if_new=True)
     print(_summary(report, log_path), file=sys.stderr)
     if report.failures["late"] and report.detect.percentile(50) > cfg.live.max_latency_ms:
         print(

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edge.digest import sha256_file
-from edge.durable import file_in_the_way, sync_folder
+from edge.durable import file_in_the_way, sync_file, sync_folder
 from edge.errors import OutputError
 
 _MARK = ".veil-"
@@ -44,14 +44,14 @@ class AtomicFile:
             sealed = self.temp.with_suffix(".sealing" + self.temp.suffix)
             try:
                 seal(self.temp, sealed)
-                _fsync(sealed)  # durable before it replaces the finished, unsealed file
+                sync_file(sealed)  # durable before it replaces the finished, unsealed file
                 os.replace(sealed, self.temp)
             except BaseException:
                 sealed.unlink(missing_ok=True)
                 self.discard()
                 raise
         try:
-            _fsync(self.temp)
+            sync_file(self.temp)
             size, digest = sha256_file(self.temp)
             os.replace(self.temp, self.final)
             sync_folder(self.final.parent)  # the new name, too, must survive a power cut
@@ -65,11 +65,3 @@ class AtomicFile:
             self.temp.unlink()
         except FileNotFoundError:
             pass
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
