@@ -278,7 +278,7 @@ def test_write_never_waits_for_a_slow_fsync(
         callers.append(threading.current_thread().name)
         time.sleep(0.5)
 
-    monkeypatch.setattr(segments.os, "fsync", slow_fsync)
+    monkeypatch.setattr(encoder.os, "fsync", slow_fsync)
     events = Events()
     sink = SegmentSink(tmp_path, config(), events, rate=Fraction(10))
     took = []
