@@ -209,7 +209,22 @@ def run(
                 observe(report)
         redacted.put(_DONE)
 
+    lost = 0  # frames the sink took and then lost (a segment cut back after a failure)
+
+    def settle() -> None:
+        """A segmented sink counts what is recorded: frames written whole; frames it lost are
+        dropped. Other sinks publish all or nothing: each frame written counts."""
+        nonlocal lost
+        recorded = getattr(sink, "recorded", None)
+        if recorded is None:
+            return
+        report.frames_out = max(report.frames_out, int(recorded))  # summaries never go back
+        for _ in range(int(getattr(sink, "lost", 0)) - lost):
+            report.fail("write-failed", dropped=True)
+        lost = int(getattr(sink, "lost", 0))
+
     def write() -> None:
+        counts_itself = hasattr(sink, "recorded")
         while not isinstance(item := redacted.get(), _Done):
             if item is None:
                 continue
@@ -219,8 +234,12 @@ def run(
                 if skipped is None or not skipped(item, exc):
                     raise
                 report.fail("disk-full", dropped=True)
+                settle()
                 continue
-            report.frames_out += 1
+            if counts_itself:
+                settle()
+            else:
+                report.frames_out += 1
             if item.captured is not None:
                 report.latency.add((time.monotonic() - item.captured) * 1000.0)
             if on_frame is not None:
@@ -251,10 +270,12 @@ def run(
         if errors:
             raise errors[0]
         report.output = sink.close()
+        settle()
     except BaseException:
         stop.set()
         writer.join(_DRAIN_S)
         sink.abort()
+        settle()
         raise
     finally:
         stop.set()

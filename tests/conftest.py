@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,3 +160,33 @@ def audited_run(astronaut: np.ndarray, tmp_path_factory: pytest.TempPathFactory)
     assert main(["redact", str(src), "-o", str(out), "--key-dir", str(keys)]) == 0
     assert main(["audit", "pubkey", "--key-dir", str(keys), "-o", str(pub)]) == 0
     return AuditedRun(src, out, out / "veil-audit.jsonl", pub, keys)
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
+    """mount(size in MiB) -> a fresh tmpfs folder; unmounted afterwards."""
+    mounted: list[Path] = []
+
+    def mount(mib: int) -> Path:
+        point = tmp_path / f"disk{len(mounted)}"
+        point.mkdir()
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(point)],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            reason = f"cannot mount a tmpfs (needs root): {proc.stderr.strip() or proc.returncode}"
+            if os.environ.get("CI") == "true":
+                pytest.fail(reason)
+            pytest.skip(reason)
+        mounted.append(point)
+        return point
+
+    try:
+        yield mount
+    finally:
+        for point in mounted:
+            # Lazily if a failed test still holds a file open there: never leave a mount behind.
+            if subprocess.run(["umount", str(point)], capture_output=True).returncode != 0:
+                subprocess.run(["umount", "-l", str(point)], capture_output=True)

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -313,5 +314,28 @@ def test_a_segment_renamed_but_never_logged_is_logged_by_the_next_run(
     adopted = [r for r in recs if r["type"] == "file_closed" and r["name"] == orphan.name]
     assert len(adopted) == 1 and adopted[0]["recovered"] is True
     assert adopted[0]["frames"] == len(decode_times(orphan))
+    check = veil("audit", "verify", out / "veil-audit.jsonl", "--media", out)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_a_full_disk_pauses_recording_logs_it_and_corrupts_nothing(
+    sample_clip: Clip, profile: Path, tmpfs: Callable[[int], Path]
+) -> None:
+    disk = tmpfs(6)  # a real 6 MiB filesystem: a few 2 s segments of 720p fill it
+    out = disk / "rec"
+    proc = veil(
+        "run", "--config", profile, "--source", f"file:{sample_clip.path}", "--output-dir", out,
+        "--loop", "--duration", "6",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "disk is full" in proc.stderr
+    status = json.loads((out / "status.json").read_text())
+    assert status["storage_full"] is True and status["fail_closed"]["disk-full"] > 0
+    assert status["frames_in"] == status["frames_out"] + status["dropped"]
+    recs = records(out / "veil-audit.jsonl")
+    assert [r["event"] for r in recs if r["type"] == "storage"][:1] == ["full"]
+    assert recs[-1]["type"] == "run_stop" and recs[-1]["dropped"] == status["dropped"]
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and ".partial" in p.name]
+    assert sum(len(decode_times(seg)) for seg in segments(out)) == status["frames_out"]
     check = veil("audit", "verify", out / "veil-audit.jsonl", "--media", out)
     assert check.returncode == 0, check.stdout + check.stderr

@@ -7,10 +7,9 @@ from __future__ import annotations
 import errno
 import os
 import shutil
-import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 from pathlib import Path
@@ -112,36 +111,6 @@ def test_retention_keeps_the_newest_out_of_size_rules_but_not_age(tmp_path: Path
 
 
 # --- a real small disk ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def tmpfs(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
-    """mount(size in MiB) -> a fresh tmpfs folder; unmounted afterwards."""
-    mounted: list[Path] = []
-
-    def mount(mib: int) -> Path:
-        point = tmp_path / f"disk{len(mounted)}"
-        point.mkdir()
-        proc = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={mib}m", "tmpfs", str(point)],
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0:
-            reason = f"cannot mount a tmpfs (needs root): {proc.stderr.strip() or proc.returncode}"
-            if os.environ.get("CI") == "true":
-                pytest.fail(reason)
-            pytest.skip(reason)
-        mounted.append(point)
-        return point
-
-    try:
-        yield mount
-    finally:
-        for point in mounted:
-            # Lazily if a failed test still holds a file open there: never leave a mount behind.
-            if subprocess.run(["umount", str(point)], capture_output=True).returncode != 0:
-                subprocess.run(["umount", "-l", str(point)], capture_output=True)
 
 
 def test_retention_by_free_space(tmpfs: Callable[[int], Path]) -> None:

@@ -167,6 +167,8 @@ class SegmentWriter:
         self.shape = (height, width)
         self.time_base = time_base
         self.frames = 0
+        self.whole_frames = 0  # of them, in fragments the muxer has written whole
+        self.counted = False  # its frames are in the sink's `recorded` (set by the sink)
         self.first_pts: int | None = None
         self.last_pts: int | None = None
         self._syncer = syncer
@@ -217,6 +219,7 @@ class SegmentWriter:
         # loses none of it) and have it fsynced in the background (a power cut: see Syncer).
         assert self._io is not None
         if self._io.tell() != self._synced:
+            self.whole_frames = self.frames - 1  # this frame's keyframe opens the next fragment
             self._io.flush()
             self._syncer.request(self, self._io.fileno())
             self._synced = self._io.tell()

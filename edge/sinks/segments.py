@@ -92,6 +92,8 @@ class SegmentSink:
         self.segments = 0
         self.full = False
         self.bytes_written = 0
+        self._done = 0  # frames of segments no longer open, as far as they are whole
+        self.lost = 0  # frames write() took that a failure then cut from their segment
         self._cfg = cfg
         self._events = events
         self._rate = Fraction(rate)
@@ -169,6 +171,7 @@ class SegmentSink:
             except BaseException:
                 pass  # the events themselves failed: nothing is left to report to
             return
+        self._count(current, current.frames)
         try:
             self._published(out, recovered=False)
             self._sweep(keep=out.path)
@@ -243,6 +246,7 @@ class SegmentSink:
         current = self._current
         assert current is not None
         current.end()
+        self._count(current, current.frames)  # all of it is written whole now
         self._current = None
         return self._background.finish(current, self._complete)
 
@@ -277,10 +281,29 @@ class SegmentSink:
     def _salvage(self, current: SegmentWriter, reason: Discard, error: BaseException) -> None:
         """After a failure: publish the segment's whole fragments, or report it discarded."""
         out = current.salvage(self._seal)
+        survived = out.frames if out is not None else 0
+        self.lost += current.frames - survived
+        self._count(current, survived)
         if out is not None:
             self._published(out, recovered=True)
         else:
             self._events.segment_discarded(current.temp, current.frames, reason, error)
+
+    @property
+    def recorded(self) -> int:
+        """Frames written whole: in segments closed (or being finished), and in whole fragments
+        of the open one. The loop counts these as recorded, the rest as in flight; it only
+        goes down if a segment's publishing fails after its close (and `lost` says how much)."""
+        current = self._current
+        return self._done + (current.whole_frames if current is not None else 0)
+
+    def _count(self, current: SegmentWriter, whole: int) -> None:
+        """`current` leaves the open slot with `whole` of its frames written whole."""
+        if current.counted:
+            self._done -= current.frames - whole
+        else:
+            self._done += whole
+            current.counted = True
 
     def _published(self, out: Published, *, recovered: bool) -> None:
         self.segments += 1
