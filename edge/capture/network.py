@@ -43,7 +43,7 @@ import av
 import av.logging
 
 from edge.capture.live import RunClock, SourceLost
-from edge.capture.spec import safe_url, scrub
+from edge.capture.urls import safe_url, scrub
 from edge.capture.video_file import to_bgr
 from edge.config import LiveConfig
 from edge.frames import RawFrame

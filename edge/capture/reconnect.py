@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator
 from fractions import Fraction
 
 from edge.capture.live import LiveSource, RunClock, SourceEvents, SourceLost
-from edge.capture.spec import SourceSpec
 from edge.config import LiveConfig
 from edge.frames import RawFrame
 
@@ -24,13 +23,14 @@ class Reconnecting:
     def __init__(
         self,
         opener: Callable[[], LiveSource],
-        spec: SourceSpec,
+        kind: str,
+        label: str,
         cfg: LiveConfig,
         clock: RunClock,
         events: SourceEvents,
     ) -> None:
-        self.kind = spec.kind
-        self.label = spec.label
+        self.kind = kind
+        self.label = label
         self._opener = opener
         self._cfg = cfg
         self._clock = clock

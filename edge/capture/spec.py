@@ -8,13 +8,12 @@ the status file and error lines show `label`, never `target`.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from edge.capture.live import LiveSource, RunClock, SourceEvents
+from edge.capture.urls import safe_url
 from edge.config import LiveConfig
 from edge.errors import UsageError
 
@@ -42,28 +41,6 @@ class SourceSpec:
 class OpenOptions:
     realtime: bool = False  # file: play at the file's own rate (a camera always is)
     loop: bool = False  # file: replay from the start, times still increasing
-
-
-def safe_url(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or "?"
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "url:(unparsable)"
-    host = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme}://{host}{port}{parts.path}"
-
-
-def scrub(text: str, url: str) -> str:
-    """`text` (e.g. an FFmpeg error) with the URL, its user info and its query taken out."""
-    safe = safe_url(url)
-    text = text.replace(url, safe)
-    parts = urlsplit(url)
-    for secret in (parts.password, parts.username, parts.query):
-        if secret:
-            text = text.replace(secret, "***")
-    return re.sub(r"//[^/@\s]*@", "//", text)
 
 
 def parse_spec(text: str) -> SourceSpec:
@@ -144,4 +121,6 @@ def open_source(
         return opener(spec, cfg, clock, opts)
     from edge.capture.reconnect import Reconnecting
 
-    return Reconnecting(lambda: opener(spec, cfg, clock, opts), spec, cfg, clock, events)
+    return Reconnecting(
+        lambda: opener(spec, cfg, clock, opts), spec.kind, spec.label, cfg, clock, events
+    )
