@@ -58,8 +58,7 @@ class FileLiveSource:
                 return
             # The next replay starts one frame step after this one's last frame.
             shift = last + max(step or 1, 1) - pts0
-            self._video.close()
-            self._video = VideoFileSource(self.path)
+            self._video.rewind()
 
     def _seconds(self, ticks: int, index: int) -> float:
         if self.time_base is not None:

@@ -96,6 +96,17 @@ class VideoFileSource:
                 f"{self.path}: truncated: {self._packets} of the {self.frame_count} frames it lists"
             )
 
+    def rewind(self) -> None:
+        """Back to the first frame, with the same demuxer and decoder (a looped live file then
+        allocates nothing new each time round)."""
+        self._container.seek(0, stream=self._stream)
+        self._packets = 0
+        self._decoded = self._decode()
+        try:
+            self._first = next(self._decoded)
+        except StopIteration:
+            raise MediaError(f"{self.path}: no decodable video frames after rewinding") from None
+
     def close(self) -> None:
         self._container.close()
 

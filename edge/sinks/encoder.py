@@ -229,6 +229,9 @@ class SegmentWriter:
         which must run on the thread that encoded (the muxer is not shared)."""
         self._container.mux(self._stream.encode(None))
         self._container.close()
+        # Let the encoder's buffers go now, not when the background has published the file:
+        # otherwise two encoders' worth of memory is held across every rotation.
+        self._container = self._stream = None
         assert self._io is not None
         self._io.flush()
         # Synced like any fragment, not only by publish(), which may be behind a slow seal.
