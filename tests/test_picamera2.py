@@ -1,7 +1,6 @@
-"""The picamera2 source against the FAKE picamera2 (tests/fakes/picamera2), which plays a real
-video of real faces at the camera's rate with the real library's buffer layouts: main and lores of
-the same exposure, every request released, capture times, failures, reconnection, and the
-detector working on the lores picture."""
+"""The picamera2 source against the FAKE picamera2 (tests/fakes/picamera2): real faces at the
+camera's rate in the real buffer layouts; main and lores of one exposure, every request released,
+capture times, failures, reconnection, the detector on lores."""
 
 from __future__ import annotations
 
