@@ -79,7 +79,10 @@ class StatusBoard:
         self.run = run
         self.started = time.monotonic()
         self.started_utc = _utc()
-        self.connected = True
+        self.connected = True  # as last reported by source_lost / source_restored
+        # A camera source that keeps its own state (Reconnecting.connected: False until the
+        # camera first opens); None for a file.
+        self.source_state: object | None = None
         self.storage_full = False
         self.segments = 0
         self.source_losses = 0
@@ -101,7 +104,7 @@ class StatusBoard:
         (t0, n0), (t1, n1) = self._fps[0], self._fps[-1]
         recent_fault = self._last_fault_at is not None and now - self._last_fault_at < _FAULT_S
         if self.state != "stopped":
-            bad = not self.connected or self.storage_full or recent_fault
+            bad = not self._connected() or self.storage_full or recent_fault
             self.state = "degraded" if bad else "running"
         try:
             free: int | None = shutil.disk_usage(self.folder).free
@@ -124,7 +127,7 @@ class StatusBoard:
             ),
             "run": self.run,
             "source": self.source,
-            "source_connected": self.connected,
+            "source_connected": self._connected(),
             "source_losses": self.source_losses,
             "started_utc": self.started_utc,
             "updated_utc": _utc(),
@@ -146,6 +149,9 @@ class StatusBoard:
             "disk_free_bytes": free,
             "cpu_temp_c": cpu_temp_c(),
         }
+
+    def _connected(self) -> bool:
+        return bool(getattr(self.source_state, "connected", self.connected))
 
     def write(self) -> None:
         """Replace the file atomically: a reader sees the old status or the new, never half."""

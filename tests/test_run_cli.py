@@ -235,7 +235,9 @@ def test_credentials_in_a_camera_url_reach_no_log_status_or_error(
         assert not any(secret in t for t in texts), secret
     recs = records(out / "veil-audit.jsonl")
     assert any(r["type"] == "source_lost" for r in recs)
-    assert json.loads((out / "status.json").read_text())["source"] == "rtsp://127.0.0.1:9/stream"
+    status = json.loads((out / "status.json").read_text())
+    assert status["source"] == "rtsp://127.0.0.1:9/stream"
+    assert status["source_connected"] is False and status["source_losses"] == 1
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc")

@@ -187,6 +187,7 @@ def run_command(args: RunArgs) -> int:
             sink.recover(logged_files(log_path))
             opts = OpenOptions(realtime=args.realtime, loop=args.loop)
             source = open_source(spec, cfg.live, clock, opts, events)
+            board.source_state = source
             print(f"veil: recording {spec.label} into {out}", file=sys.stderr)
             if args.duration is not None:
                 timer = threading.Timer(args.duration, clock.stop.set)
