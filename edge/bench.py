@@ -50,7 +50,7 @@ def _through(
     source = VideoFileSource(clip)
     sink = video_sink_for(source, out, cfg.video)
     report = run(source, detector, redactor, sink, cfg.track)
-    return report.frames_out, report.seconds, report.detect_ms_percentile(50)
+    return report.frames_out, report.seconds, report.detect.percentile(50)
 
 
 def _audited(

@@ -74,17 +74,6 @@ class RunReport:
                 self.obscured += 1
             self.failures[cause] += 1
 
-    # The detector's timings under their earlier names (bench, the audit trail, eval).
-    @property
-    def detect_count(self) -> int:
-        return self.detect.count
-
-    def detect_ms_percentile(self, q: float) -> float:
-        return self.detect.percentile(q)
-
-    def recent_detect_ms(self, since_count: int) -> list[float]:
-        return self.detect.since(since_count)
-
 
 @dataclass(frozen=True)
 class Realtime:

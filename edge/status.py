@@ -79,13 +79,11 @@ class StatusBoard:
         self.run = run
         self.started = time.monotonic()
         self.started_utc = _utc()
-        self.connected = True  # as last reported by source_lost / source_restored
-        # A camera source that keeps its own state (Reconnecting.connected: False until the
-        # camera first opens); None for a file.
+        # The source, once open: a camera's Reconnecting keeps `connected` (False until the
+        # camera first opens) and `losses`; a file has neither and is never lost.
         self.source_state: object | None = None
         self.storage_full = False
         self.segments = 0
-        self.source_losses = 0
         self.state: State = "running"
         self._last_fault_at: float | None = None
         self._fault_count = 0
@@ -128,7 +126,7 @@ class StatusBoard:
             "run": self.run,
             "source": self.source,
             "source_connected": self._connected(),
-            "source_losses": self.source_losses,
+            "source_losses": int(getattr(self.source_state, "losses", 0)),
             "started_utc": self.started_utc,
             "updated_utc": _utc(),
             "uptime_s": round(now - self.started, 1),
@@ -151,7 +149,7 @@ class StatusBoard:
         }
 
     def _connected(self) -> bool:
-        return bool(getattr(self.source_state, "connected", self.connected))
+        return bool(getattr(self.source_state, "connected", True))
 
     def write(self) -> None:
         """Replace the file atomically: a reader sees the old status or the new, never half."""

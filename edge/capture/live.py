@@ -73,11 +73,3 @@ class SourceEvents(Protocol):
     def source_lost(self, kind: str, reason: str) -> None: ...
 
     def source_restored(self, kind: str, offline_s: float, attempts: int) -> None: ...
-
-
-class NoEvents:
-    def source_lost(self, kind: str, reason: str) -> None:
-        pass
-
-    def source_restored(self, kind: str, offline_s: float, attempts: int) -> None:
-        pass

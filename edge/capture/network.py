@@ -32,12 +32,10 @@ from __future__ import annotations
 
 import errno
 import logging
-import re
 import time
 from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any, cast
-from urllib.parse import unquote, urlsplit
 
 import av
 import av.logging
@@ -67,7 +65,6 @@ _OPTIONS = {
 _TIMEOUTS = (errno.ETIMEDOUT,)
 _FIRST_PICTURE_S = 30.0  # longer than the keyframe interval of "smart" H.264 camera codecs
 _ENDED = object()  # the end of the stream, from next(packets, _ENDED)
-_AUTHORIZATION = re.compile(r"^((?:proxy-)?authorization:[ \t]*\S+)[^\r\n]*", re.I | re.M)
 
 
 class NetworkSource:
@@ -193,15 +190,7 @@ class NetworkSource:
         return self._scrub(text[-1] if text else type(exc).__name__)
 
     def _scrub(self, text: str) -> str:
-        # FFmpeg's trace log shows the RTSP requests it sends, Basic credentials (base64) and all.
-        text = _AUTHORIZATION.sub(r"\1 ***", text)
-        text = scrub(text, self._url)
-        # FFmpeg decodes %XX escapes before it uses (or prints) a user name or password.
-        parts = urlsplit(self._url)
-        for secret in (parts.password, parts.username, parts.query):
-            if secret and unquote(secret) != secret:
-                text = text.replace(unquote(secret), "***")
-        return text
+        return scrub(text, self._url)
 
 
 def _timed_out(exc: BaseException) -> bool:

@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from edge.capture.live import RunClock, SourceLost
+from edge.capture.urls import gst_label
 from edge.config import LiveConfig
 from edge.errors import UsageError
 from edge.frames import Pixels, RawFrame
@@ -126,7 +127,7 @@ class GStreamerSource(_OpenCVCamera):
     kind = "gst"
 
     def __init__(self, pipeline: str, cfg: LiveConfig, clock: RunClock) -> None:
-        self.label = "gst:" + pipeline.split("!", 1)[0].strip().split(" ", 1)[0]
+        self.label = gst_label(pipeline)
         if not has_gstreamer():
             raise UsageError(NO_GSTREAMER)  # a missing backend will not come back by retrying
         cap = cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)

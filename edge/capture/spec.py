@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.capture.live import LiveSource, RunClock, SourceEvents
-from edge.capture.urls import safe_url
+from edge.capture.urls import gst_label, safe_url
 from edge.config import LiveConfig
 from edge.errors import UsageError
 
@@ -31,7 +31,7 @@ class SourceSpec:
         if self.kind in {"rtsp", "http"}:
             return safe_url(self.target)
         if self.kind == "gst":
-            return "gst:" + self.target.split("!", 1)[0].strip().split(" ", 1)[0]
+            return gst_label(self.target)
         if self.kind == "file":
             return f"file:{Path(self.target).name}"
         return f"{self.kind}:{self.target}"

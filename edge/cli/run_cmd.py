@@ -61,13 +61,10 @@ class LiveEvents:
         self.closed = False
 
     def source_lost(self, kind: str, reason: str) -> None:
-        self.board.connected = False
-        self.board.source_losses += 1
         self.trail.source_lost(kind, reason)
         print(f"veil: source lost ({reason}); reconnecting", file=sys.stderr)
 
     def source_restored(self, kind: str, offline_s: float, attempts: int) -> None:
-        self.board.connected = True
         self.trail.source_restored(kind, offline_s, attempts)
         print(f"veil: source back after {offline_s:.1f} s", file=sys.stderr)
 
