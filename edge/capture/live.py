@@ -38,18 +38,20 @@ class RunClock:
 
     t0: float = field(default_factory=time.monotonic)
     stop: threading.Event = field(default_factory=threading.Event)
+    _last: int = field(default=-1, repr=False)  # the pts of the frame stamped last
 
     def pts(self, captured: float) -> int:
         return max(0, round((captured - self.t0) / LIVE_TIME_BASE))
 
     def frame(
-        self, pixels: Pixels, index: int, captured: float, after: int, lores: Pixels | None = None
+        self, pixels: Pixels, index: int, captured: float, lores: Pixels | None = None
     ) -> RawFrame:
-        """A live frame captured at `captured`, stamped at least one tick `after` the previous
-        one's pts (frames buffered while a stream opens come out microseconds apart, and a
-        muxer needs strictly increasing times)."""
-        pts = max(self.pts(captured), after + 1)
-        return RawFrame(pixels, index, pts, LIVE_TIME_BASE, captured=captured, lores=lores)
+        """A live frame captured at `captured`, stamped at least one tick after the previous
+        frame of the run, whichever connection it came from (frames buffered while a stream
+        opens come out microseconds apart, and a muxer needs strictly increasing times). One
+        capture thread stamps them."""
+        self._last = max(self.pts(captured), self._last + 1)
+        return RawFrame(pixels, index, self._last, LIVE_TIME_BASE, captured=captured, lores=lores)
 
 
 class LiveSource(Protocol):

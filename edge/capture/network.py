@@ -145,7 +145,7 @@ class NetworkSource:
         raise SourceLost(f"{self.label}: data but no picture for {wait:g} s", "timeout")
 
     def frames(self) -> Iterator[RawFrame]:
-        index, pts = 0, -1
+        index = 0
         while not self._clock.stop.is_set():
             if self._first is not None:
                 item: Any = self._first
@@ -157,9 +157,7 @@ class NetworkSource:
             if item is None:
                 continue  # a packet without a picture (yet)
             frame, captured = item
-            raw = self._clock.frame(to_bgr(frame), index, captured, after=pts)
-            pts = raw.pts or 0
-            yield raw
+            yield self._clock.frame(to_bgr(frame), index, captured)
             index += 1
 
     def close(self) -> None:

@@ -71,7 +71,7 @@ class _OpenCVCamera:
         )
 
     def frames(self) -> Iterator[RawFrame]:
-        index, pts = 0, -1
+        index = 0
         while not self._clock.stop.is_set():
             if self._first is not None:
                 pixels, captured = self._first
@@ -82,9 +82,7 @@ class _OpenCVCamera:
                 if not ok or raw is None:  # unplugged, or the pipeline stopped
                     raise SourceLost(f"{self.label}: the camera stopped delivering", "read-error")
                 pixels = _bgr(raw)
-            raw = self._clock.frame(pixels, index, captured, after=pts)
-            pts = raw.pts or 0
-            yield raw
+            yield self._clock.frame(pixels, index, captured)
             index += 1
 
     def close(self) -> None:

@@ -182,7 +182,7 @@ class Picamera2Source:
         self.lores_width, self.lores_height = (int(v) for v in final["lores"]["size"])
 
     def frames(self) -> Iterator[RawFrame]:
-        index, pts = 0, -1
+        index = 0
         while not self._clock.stop.is_set():
             request = self._capture()
             if request is None:
@@ -192,9 +192,7 @@ class Picamera2Source:
             finally:
                 request.release()  # back to the camera at once: the rest works on the copies
             lores = yuv420_to_bgr(yuv, self.lores_width, self.lores_height)
-            raw = self._clock.frame(main, index, captured, after=pts, lores=lores)
-            pts = raw.pts or 0
-            yield raw
+            yield self._clock.frame(main, index, captured, lores=lores)
             index += 1
 
     def _capture(self) -> Any:
