@@ -43,7 +43,7 @@ class CenterFaceConfig(_Closed):
     )
     max_side: int = Field(
         640,
-        ge=320,
+        ge=160,
         le=4096,
         description="video frames are scaled so their longer side is at most this for detection",
     )
@@ -54,6 +54,35 @@ class CenterFaceConfig(_Closed):
         description="never shrink a frame more than this for detection, whatever max_side says, "
         "so a 20 px face is still 10 px to the detector (large frames then cost more time)",
     )
+    fine_scale: float = Field(
+        0.0,
+        ge=0.0,
+        le=3.0,
+        description="video frames are also searched at this scale (0 = not), in a grid of "
+        "overlapping regions (`fine_grid`), for faces too small for the whole-frame pass; "
+        "it only runs where it is larger than that pass's scale. Its cost grows with the "
+        "square of the scale: 0.75 of a 720p frame is 960x540 model pixels",
+    )
+    fine_grid: tuple[int, int] = Field(
+        (1, 4),
+        description="rows and columns of the fine pass's regions; a live source may spread "
+        "them over several frames (`live.sweep`)",
+    )
+    fine_margin: int = Field(
+        32,
+        ge=8,
+        le=256,
+        description="frame pixels each fine region reaches into its neighbours: a face up to "
+        "twice this lies whole inside one region (larger ones are the whole-frame pass's)",
+    )
+
+    @field_validator("fine_grid")
+    @classmethod
+    def _grid(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if not all(1 <= n <= 8 for n in value):
+            raise ValueError("rows and columns must each be 1 to 8")
+        return value
+
     still_max_side: int = Field(
         2048,
         ge=320,
@@ -228,6 +257,22 @@ class LiveConfig(_Closed):
         description="run the detector on every Nth frame; a frame in between leaves only once "
         "frames on both sides of it were searched (needs lookahead >= detect_every - 1)",
     )
+    sweep: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="CenterFace's fine pass (`detector.centerface.fine_scale`): spread its "
+        "regions over this many frames, so each part of the picture is searched finely once "
+        "every `sweep` frames at 1/sweep of the cost per frame. A face that appears is then "
+        "found within `sweep` frames; with lookahead >= sweep - 2 it shows on one frame at most",
+    )
+    whole_every: int = Field(
+        1,
+        ge=1,
+        le=4,
+        description="with a fine pass: run CenterFace's whole-frame pass (the large faces) on "
+        "every Nth frame only; a large face that appears is then found within N frames",
+    )
     lookahead: int = Field(
         2,
         ge=0,
@@ -308,6 +353,16 @@ class Config(_Closed):
     audit: AuditConfig = AuditConfig()
     live: LiveConfig = LiveConfig()
     record: RecordConfig = RecordConfig()
+
+    @model_validator(mode="after")
+    def _sweepable(self) -> Config:
+        rows, cols = self.detector.centerface.fine_grid
+        if self.live.sweep > rows * cols:
+            raise ValueError(
+                f"live.sweep ({self.live.sweep}) cannot exceed the fine pass's "
+                f"{rows}x{cols} regions"
+            )
+        return self
 
     def sha256(self) -> str:
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()

@@ -178,7 +178,7 @@ def run_command(args: RunArgs) -> int:
         board.start(tick=lambda: trail.observe(report))
 
         def record() -> None:
-            detector = build_detector(cfg.detector)
+            detector = build_detector(cfg.detector, sweep=(cfg.live.sweep, cfg.live.whole_every))
             rate = Fraction(cfg.live.fps).limit_denominator(1001)
             sink = SegmentSink(out, cfg.record, events, rate=rate, seal=seal_for(cfg, key))
             sink.recover(logged_files(log_path))

@@ -10,21 +10,28 @@ from edge.detect.detections import Detections
 from edge.errors import ConfigError
 
 
-def _centerface(cfg: DetectorConfig, still: bool) -> FaceDetector:
+def _centerface(cfg: DetectorConfig, still: bool, sweep: tuple[int, int]) -> FaceDetector:
     from edge.detect.centerface import CenterFace
+    from edge.detect.sweep import Sweep
 
     own = cfg.centerface
+    fine: float | None
+    if still:
+        fine, regions = own.still_upscale, None
+    else:
+        fine, regions = own.fine_scale or None, Sweep(*own.fine_grid, own.fine_margin, *sweep)
     return CenterFace(
         threshold=own.threshold,
         nms_iou=cfg.nms_iou,
         max_side=own.still_max_side if still else own.max_side,
         max_downscale=own.max_downscale,
-        fine_scale=own.still_upscale if still else None,
+        fine_scale=fine,
+        sweep=regions,
         threads=cfg.threads,
     )
 
 
-def _blazeface(cfg: DetectorConfig, still: bool) -> FaceDetector:
+def _blazeface(cfg: DetectorConfig, still: bool, sweep: tuple[int, int]) -> FaceDetector:
     from edge.detect.blazeface import BlazeFace
 
     own = cfg.blazeface
@@ -38,9 +45,11 @@ def _blazeface(cfg: DetectorConfig, still: bool) -> FaceDetector:
     )
 
 
-# Each factory gets the whole detector config and whether it will see still images (which may
-# be larger and are worth more time per frame than video).
-DETECTORS: dict[str, Callable[[DetectorConfig, bool], FaceDetector]] = {
+# Each factory gets the whole detector config, whether it will see still images (which may be
+# larger and are worth more time per frame than video), and how a live source spreads a fine
+# pass over frames: (sweep, whole_every); (1, 1) for recorded media, which search all of it on
+# every frame.
+DETECTORS: dict[str, Callable[[DetectorConfig, bool, tuple[int, int]], FaceDetector]] = {
     "centerface": _centerface,
     "blazeface": _blazeface,
 }
@@ -52,15 +61,18 @@ def model_names(cfg: DetectorConfig) -> tuple[str, ...]:
     return tuple(names[backend] for backend in cfg.backends())
 
 
-def build_detector(cfg: DetectorConfig, *, still: bool = False) -> FaceDetector:
-    """The configured detector, or an `Ensemble` of several whose boxes are all kept."""
+def build_detector(
+    cfg: DetectorConfig, *, still: bool = False, sweep: tuple[int, int] = (1, 1)
+) -> FaceDetector:
+    """The configured detector, or an `Ensemble` of several whose boxes are all kept.
+    `sweep`: a live source's (`live.sweep`, `live.whole_every`), for video."""
     members: list[FaceDetector] = []
     for backend in cfg.backends():
         try:
             factory = DETECTORS[backend]
         except KeyError:
             raise ConfigError(f"unknown detector backend {backend!r}") from None
-        members.append(factory(cfg, still))
+        members.append(factory(cfg, still, sweep))
     if len(members) == 1:
         return members[0]
     from edge.detect.ensemble import Ensemble

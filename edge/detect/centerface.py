@@ -1,8 +1,11 @@
 """CenterFace on onnxruntime: an anchor-free detector that predicts a face-centre heatmap.
 
 The model sees the frame scaled so its longer side is at most `max_side`, padded to multiples of
-32. Each heatmap cell above `threshold` is a face centre; `scale` gives log box size and `offset`
-the sub-cell position, both in units of the heatmap's stride (4 input pixels).
+32. A fine pass can search it again at `fine_scale`, piece by piece: still images in large
+overlapping tiles, video frames in a grid of regions that a live source may spread over several
+frames (`edge.detect.sweep`). Each heatmap cell above `threshold` is a face centre; `scale`
+gives log box size and `offset` the sub-cell position, both in units of the heatmap's stride
+(4 input pixels).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from numpy.typing import NDArray
 from edge.detect.base import inference_threads
 from edge.detect.detections import Detections, clip_xyxy
 from edge.detect.nms import nms
+from edge.detect.sweep import Region, Sweep
 from edge.detect.tiles import tile_grid
 from edge.errors import ModelError
 from edge.frames import Pixels
@@ -39,8 +43,11 @@ class CenterFace:
         max_downscale: float = 2.0,
         fine_scale: float | None = None,
         tile_side: int = 1536,
+        sweep: Sweep | None = None,
         threads: int = 0,
     ) -> None:
+        """Still images: `fine_scale` with tiles of `tile_side` model pixels. Video frames:
+        `fine_scale` with the regions of `sweep` (each call searches the next share)."""
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
         if max_side < _ALIGN:
@@ -51,6 +58,7 @@ class CenterFace:
         self.max_downscale = max_downscale
         self.fine_scale = fine_scale
         self.tile_side = tile_side
+        self.sweep = sweep
         self._session = _session(verified_model_bytes("centerface"), threads)
 
     def scale(self, height: int, width: int) -> float:
@@ -66,14 +74,19 @@ class CenterFace:
 
     def detect(self, image: Pixels) -> Detections:
         """One pass over the whole frame; with `fine_scale` above that pass's scale, a second
-        pass at `fine_scale` in overlapping tiles, for faces too small for the first."""
+        pass at `fine_scale` over regions of it, for faces too small for the first."""
         height, width = image.shape[:2]
-        found = [self._pass(image, *self.input_size(height, width))]
-        if self.fine_scale is not None and self.fine_scale > self.scale(height, width):
-            overlap = _TILE_OVERLAP / self.fine_scale  # in image pixels
-            side = max(round(self.tile_side / self.fine_scale), round(2 * overlap) + 1)
-            for x0, y0, x1, y1 in tile_grid(height, width, side, round(overlap)):
-                fine = self.fine_scale
+        fine = self.fine_scale
+        regions: list[Region]
+        if fine is None or fine <= self.scale(height, width):
+            fine, whole, regions = None, True, []
+        elif self.sweep is not None:
+            whole, regions = self.sweep.next_frame(height, width)
+        else:
+            whole, regions = True, self._tiles(height, width, fine)
+        found = [self._pass(image, *self.input_size(height, width))] if whole else []
+        if fine is not None:
+            for x0, y0, x1, y1 in regions:
                 part = self._pass(
                     image[y0:y1, x0:x1], _aligned((y1 - y0) * fine), _aligned((x1 - x0) * fine)
                 )
@@ -81,6 +94,12 @@ class CenterFace:
                     Detections(part.xyxy + np.array([x0, y0, x0, y0], np.float32), part.scores)
                 )
         return nms(Detections.concat(found), self.nms_iou)
+
+    def _tiles(self, height: int, width: int, fine: float) -> list[Region]:
+        """A still image's fine pass: large square tiles."""
+        overlap = _TILE_OVERLAP / fine  # in image pixels
+        side = max(round(self.tile_side / fine), round(2 * overlap) + 1)
+        return tile_grid(height, width, side, round(overlap))
 
     def _pass(self, image: Pixels, in_h: int, in_w: int) -> Detections:
         """Detections in `image` pixels with the model run at (in_h, in_w)."""
