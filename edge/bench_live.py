@@ -1,6 +1,7 @@
 """`veil bench --live`: each live profile as a device runs it, on a clip played in real time as a
 camera, pinned to N cores. It reports what decides whether a profile is usable live: capture-to-
-sink latency, the share of frames dropped or obscured, and the CPU it takes (x264 included).
+sink latency, the share of frames dropped or obscured, and the CPU it takes (x264 included); and
+where each frame's time goes: its decode, detect, track, redact and encode, p50 and mean.
 
 Each profile runs as its own `veil run` child process (so pinning, threads and memory are its
 own), one after the other in one invocation, so the numbers are comparable on a noisy machine.
@@ -26,6 +27,7 @@ from edge.sample import write_sample
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 LIVE_PROFILES = ("bodycam.toml", "doorway.toml")
+STAGES = ("decode", "detect", "track", "redact", "encode")
 
 
 def _pinned(cpus: int) -> set[int]:
@@ -68,9 +70,16 @@ def _one(profile: Path, clip: Path, cpus: set[int], seconds: float, tmp: Path) -
         "fail_closed": status["fail_closed"],
         "latency_ms": status["run_latency_ms"],
         "detect_ms": status["run_detect_ms"],
+        "stage_ms": status.get("run_stage_ms") or {},
         "wall_s": round(wall, 2),
         "segments": status["segments"],
     }
+
+
+def _stage(stages: dict[str, Any], name: str) -> str:
+    ms = stages.get(name) or {}
+    text = "-" if ms.get("p50") is None else f"{ms['p50']:.1f}/{ms['mean']:.1f}"
+    return f"{text:>12}"
 
 
 def _cpu_seconds() -> float:
@@ -120,6 +129,9 @@ def live_bench_command(
             f"{r['dropped_share']:>9.1%}{r['obscured_share']:>9.1%}{r['cpu_cores']:>7.2f}"
             f"{det.get('p50') or 0:>7.1f}ms"
         )
+    print(f"\n{'ms per frame':<16}" + "".join(f"{name:>12}" for name in STAGES) + "  (p50/mean)")
+    for r in rows:
+        print(f"{r['profile']:<16}" + "".join(_stage(r["stage_ms"], name) for name in STAGES))
     if json_path is not None:
         json_path.write_text(json.dumps({"cpus": cpus, "results": rows}, indent=2) + "\n")
     return 0

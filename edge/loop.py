@@ -171,7 +171,15 @@ def run(
 
     def capture() -> None:
         try:
-            for raw in source.frames():
+            frames = source.frames()
+            while True:
+                # The capture thread's CPU time, not the wall clock: a live source's wait for its
+                # next frame (a camera's exposure, a file played at its own rate) is not decode.
+                began = time.thread_time()
+                raw = next(frames, None)
+                if raw is None:
+                    break
+                report.decode.add((time.thread_time() - began) * 1000.0)
                 with cut_lock:
                     if cut:
                         return
@@ -228,6 +236,7 @@ def run(
         while not isinstance(item := redacted.get(), _Done):
             if item is None:
                 continue
+            began = time.perf_counter()
             try:
                 sink.write(item)
             except Exception as exc:
@@ -236,6 +245,7 @@ def run(
                 report.fail("disk-full", dropped=True)
                 settle()
                 continue
+            report.encode.add((time.perf_counter() - began) * 1000.0)
             if counts_itself:
                 settle()
             else:

@@ -32,7 +32,7 @@ _KEPT = 100_000  # timings kept for percentiles (a day at 30 frames/s keeps the 
 
 
 class Timings:
-    """Milliseconds of one kind (detector, capture-to-sink), the last `_KEPT` of them."""
+    """Milliseconds of one kind (a stage, capture-to-sink), the last `_KEPT` of them."""
 
     def __init__(self) -> None:
         self.values: deque[float] = deque(maxlen=_KEPT)
@@ -44,6 +44,9 @@ class Timings:
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(np.fromiter(self.values, float), q)) if self.values else 0.0
+
+    def mean(self) -> float:
+        return float(np.fromiter(self.values, float).mean()) if self.values else 0.0
 
     def since(self, count: int) -> list[float]:
         """The timings added after the first `count` (as many as are still kept)."""
@@ -59,7 +62,13 @@ class RunReport:
     obscured: int = 0  # frames covered whole because they could not be vouched for
     dropped: int = 0  # frames never output (a live source under overload, late, disk full)
     failures: Counter[str] = field(default_factory=Counter)  # dropped + obscured, by cause
-    detect: Timings = field(default_factory=Timings)
+    # Each stage's time per frame. decode (the source's own work, not its wait for a frame)
+    # and encode (the sink's write) come from the threaded loop (edge.loop) only.
+    decode: Timings = field(default_factory=Timings)
+    detect: Timings = field(default_factory=Timings)  # frames searched (the detector not failing)
+    track: Timings = field(default_factory=Timings)
+    redact: Timings = field(default_factory=Timings)  # frames redacted (not those obscured)
+    encode: Timings = field(default_factory=Timings)
     latency: Timings = field(default_factory=Timings)  # capture to sink, live sources
     seconds: float = 0.0
     output: Published | None = None
@@ -73,6 +82,16 @@ class RunReport:
             else:
                 self.obscured += 1
             self.failures[cause] += 1
+
+    def stages(self) -> dict[str, Timings]:
+        """The per-frame stage timings, in the order a frame goes through them."""
+        return {
+            "decode": self.decode,
+            "detect": self.detect,
+            "track": self.track,
+            "redact": self.redact,
+            "encode": self.encode,
+        }
 
 
 @dataclass(frozen=True)
@@ -143,12 +162,16 @@ def vouch(
             found, failed = (
                 _search(detector, raw, report) if searched else (Detections.empty(), None)
             )
+            start = time.perf_counter()
             try:
                 coverage = tracker.update(found, raw.height, raw.width)
             except Exception as exc:  # boxes the tracker cannot handle (NaN, wrong shape)
                 failed = failed or f"tracker: {type(exc).__name__}"
                 coverage = Coverage(Detections.empty())
-            yield from held.push(raw, coverage, failed, searched=searched)
+            # Taken out at once: the time spent downstream of a yield is not tracking.
+            out = list(held.push(raw, coverage, failed, searched=searched))
+            report.track.add((time.perf_counter() - start) * 1000.0)
+            yield from out
         if due is not None:
             yield from held.release(due)
     for tail in held.unvouched():  # the stream ended before the next search: search them now
@@ -215,11 +238,13 @@ def redact_stream(
 
 def _redact(redactor: Redactor, held: Held[RawFrame], report: RunReport) -> RedactedFrame:
     if held.failed is None:
+        start = time.perf_counter()
         try:
             frame = redactor.redact(held.item, held.faces())
         except Exception as exc:  # a half-redacted frame must not survive
             held.failed = f"redactor: {type(exc).__name__}"
         else:
+            report.redact.add((time.perf_counter() - start) * 1000.0)
             report.faces += frame.faces
             return frame
     report.fail(held.failed, dropped=False)

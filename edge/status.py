@@ -59,6 +59,19 @@ def _whole(timings: Timings) -> dict[str, float | None]:
     return {"p50": round(timings.percentile(50), 1), "p99": round(timings.percentile(99), 1)}
 
 
+def _stages(report: RunReport, recent: bool) -> dict[str, dict[str, float | None]]:
+    """Each stage's time per frame, p50 and mean: of the last `_RECENT` frames, or the run's."""
+    out: dict[str, dict[str, float | None]] = {}
+    for name, timings in report.stages().items():
+        values = list(timings.values)[-_RECENT:] if recent else list(timings.values)
+        if not values:
+            out[name] = {"p50": None, "mean": None}
+        else:
+            p50, mean = float(np.percentile(values, 50)), float(np.mean(values))
+            out[name] = {"p50": round(p50, 1), "mean": round(mean, 1)}
+    return out
+
+
 class StatusBoard:
     """The run's state, fed by the loop's events; `write()` publishes it to `path`."""
 
@@ -141,6 +154,9 @@ class StatusBoard:
             # The whole run's (its last 100,000 frames), once it has stopped.
             "run_latency_ms": _whole(r.latency) if self.state == "stopped" else None,
             "run_detect_ms": _whole(r.detect) if self.state == "stopped" else None,
+            # decode, detect, track, redact, encode: ms per frame (decode: the source's CPU).
+            "stage_ms": _stages(r, recent=True),
+            "run_stage_ms": _stages(r, recent=False) if self.state == "stopped" else None,
             "camera_fps": round((n1 - n0) / (t1 - t0), 2) if t1 > t0 else None,
             "segments": self.segments,
             "storage_full": self.storage_full,

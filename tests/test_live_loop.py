@@ -126,6 +126,14 @@ def test_a_detector_that_keeps_up_leaves_no_face_clear(sample_clip: Clip, blazef
     assert large and all(face_hidden(f, b) for f, b in large)
     assert report.latency.count == report.frames_out
     assert report.latency.percentile(99) < 400.0
+    # Every stage timed on every frame that went through it.
+    stages = report.stages()
+    assert list(stages) == ["decode", "detect", "track", "redact", "encode"]
+    assert stages["decode"].count == report.frames_in
+    assert stages["encode"].count == report.frames_out
+    assert all(t.count >= report.frames_out > 0 and t.mean() > 0 for t in stages.values())
+    # Decode is the source's work, not its wait for the next frame (1/30 s when played live).
+    assert report.decode.percentile(50) < 25.0
 
 
 def test_a_slow_detector_drops_frames_at_capture_and_none_leaves_clear(

@@ -98,6 +98,12 @@ def test_a_file_played_live_is_recorded_frame_for_frame(
     assert status["frames_out"] + status["dropped"] == status["frames_in"]
     assert status["frames_in"] == len(sample_clip.truth)
     assert status["latency_ms"]["p99"] is not None and status["latency_ms"]["p99"] < 400
+    # Each stage's time per frame, of the last frames and of the whole run.
+    for key in ("stage_ms", "run_stage_ms"):
+        stages = status[key]
+        assert set(stages) == {"decode", "detect", "track", "redact", "encode"}, key
+        assert all(s["p50"] > 0 and s["mean"] > 0 for s in stages.values()), stages
+        assert stages["decode"]["p50"] < 25, stages  # not the wait for the next frame (33 ms)
     # The log agrees with the status and the recording.
     recs = records(out / "veil-audit.jsonl")
     start, stop = recs[0], recs[-1]
@@ -113,6 +119,25 @@ def test_a_file_played_live_is_recorded_frame_for_frame(
     assert check.returncode == 0, check.stdout + check.stderr
     shown = veil("status", out / "status.json")
     assert shown.returncode == 0 and "stopped" in shown.stdout and "recorded" in shown.stdout
+
+
+def test_live_bench_reports_each_stage_per_frame(
+    sample_clip: Clip, profile: Path, tmp_path: Path
+) -> None:
+    result = tmp_path / "bench.json"
+    proc = veil(
+        "bench", "--live", "--cpus", "1", "--seconds", "2", "--config", profile,
+        "--clip", sample_clip.path, "--json", result,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "ms per frame" in proc.stdout and "encode" in proc.stdout
+    (row,) = json.loads(result.read_text())["results"]
+    assert row["frames_in"] > 0
+    stages = row["stage_ms"]
+    assert set(stages) == {"decode", "detect", "track", "redact", "encode"}
+    assert all(s["p50"] > 0 and s["mean"] > 0 for s in stages.values()), stages
+    line = next(x for x in proc.stdout.splitlines()[-2:] if x.startswith(profile.name))
+    assert f"{stages['encode']['p50']:.1f}/{stages['encode']['mean']:.1f}" in line
 
 
 def test_sigterm_closes_the_segment_and_the_log_and_exits_0(
