@@ -55,7 +55,7 @@ class CenterFaceConfig(_Closed):
         "so a 20 px face is still 10 px to the detector (large frames then cost more time)",
     )
     fine_scale: float = Field(
-        0.0,
+        1.0,
         ge=0.0,
         le=3.0,
         description="video frames are also searched at this scale (0 = not), in a grid of "
@@ -307,6 +307,11 @@ class LiveConfig(_Closed):
             raise ValueError(
                 f"lookahead ({self.lookahead}) must be at least detect_every - 1 "
                 f"({self.detect_every - 1}), or frames between searches could not be vouched for"
+            )
+        if self.lookahead < self.sweep - 2:
+            raise ValueError(
+                f"lookahead ({self.lookahead}) must be at least sweep - 2 "
+                f"({self.sweep - 2}), or a face that appears could stay clear on several frames"
             )
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be at least reconnect_min_s")

@@ -103,10 +103,20 @@ class Realtime:
     detect_every: int = 1
     lookahead: int = 0
     queue: int = 2
+    sweep: int = 1  # the detector's fine pass covers the picture once every `sweep` searches
 
     @classmethod
     def of(cls, cfg: LiveConfig) -> Realtime:
-        return cls(cfg.max_latency_ms, cfg.late, cfg.detect_every, cfg.lookahead, cfg.queue)
+        return cls(
+            cfg.max_latency_ms, cfg.late, cfg.detect_every, cfg.lookahead, cfg.queue, cfg.sweep
+        )
+
+    @property
+    def after(self) -> int:
+        """Searched frames that must follow a frame before it is vouched for: with a sweep of
+        K, a face that appears just after its part of the picture was searched is found K
+        searches later, and waiting for K - 2 of them leaves it clear on one frame at most."""
+        return min(self.lookahead, max(0, self.sweep - 2))
 
     def age_ms(self, raw: RawFrame) -> float:
         return 0.0 if raw.captured is None else (time.monotonic() - raw.captured) * 1000.0
@@ -141,7 +151,9 @@ def vouch(
     window = cfg.lookahead if recorded else (realtime.lookahead if realtime else 0)
     every = realtime.detect_every if realtime else 1
     tracker = Tracker(cfg, backfill=window)
-    held: Lookahead[RawFrame] = Lookahead(window)
+    held: Lookahead[RawFrame] = Lookahead(
+        window, realtime.after if realtime and not recorded else 0
+    )
     due = realtime.hold_over if realtime else None
     n = 0
     for raw in frames:
@@ -174,10 +186,14 @@ def vouch(
             yield from out
         if due is not None:
             yield from held.release(due)
-    for tail in held.unvouched():  # the stream ended before the next search: search them now
-        found, failed = _search(detector, tail.item, report)
-        tail.boxes.append(found)
-        tail.failed = tail.failed or failed
+    # The stream ended before the searches these frames wait for: search them now, in full
+    # (a sweep of K covers the whole picture in K searches).
+    passes = realtime.sweep if realtime else 1
+    for tail in held.unvouched():
+        for _ in range(passes):
+            found, failed = _search(detector, tail.item, report)
+            tail.boxes.append(found)
+            tail.failed = tail.failed or failed
         tail.searched = True
     yield from held.flush()
 

@@ -149,7 +149,20 @@ def test_the_shipped_live_profiles_spread_a_fine_pass() -> None:
         assert cfg.live.lookahead >= cfg.live.sweep - 2
 
 
-def test_default_video_detector_has_no_fine_pass() -> None:
+def test_the_default_searches_video_at_full_resolution_too(monkeypatch: pytest.MonkeyPatch) -> None:
     detector = build_detector(DetectorConfig())
-    assert isinstance(detector, CenterFace)
-    assert detector.fine_scale is None
+    assert isinstance(detector, CenterFace) and detector.fine_scale == 1.0
+    sizes: list[tuple[int, int]] = []
+    real = CenterFace._pass
+
+    def counted(self: CenterFace, session: object, image: np.ndarray, h: int, w: int):  # type: ignore[no-untyped-def]
+        sizes.append((h, w))
+        return real(self, session, image, h, w)
+
+    monkeypatch.setattr(CenterFace, "_pass", counted)
+    detector.detect(np.zeros((720, 1280, 3), np.uint8))
+    # 640x352 for the whole frame, then four full-resolution strips of 352 + 2 x 32 px.
+    assert sorted(sizes) == sorted([(352, 640)] + [(704, 352)] * 2 + [(704, 384)] * 2)
+    sizes.clear()
+    detector.detect(np.zeros((360, 640, 3), np.uint8))
+    assert sizes == [(352, 640)]  # already searched at full size: no fine pass

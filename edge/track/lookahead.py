@@ -30,10 +30,17 @@ class Held(Generic[T]):
 
 
 class Lookahead(Generic[T]):
-    def __init__(self, frames: int) -> None:
+    def __init__(self, frames: int, after: int = 0) -> None:
+        """Hold `frames` frames. `after`: searched frames that must follow a frame before it
+        may leave early (`release`); a fine pass spread over several frames searches each part
+        of the picture only every so often, so a frame is vouched for once enough later ones
+        were searched (`edge.detect.sweep`)."""
         if frames < 0:
             raise ValueError("lookahead must be >= 0")
+        if not 0 <= after <= frames:
+            raise ValueError("a frame cannot wait for more later frames than the window holds")
         self.frames = frames
+        self.after = after
         self._held: deque[Held[T]] = deque()
 
     def push(
@@ -54,19 +61,17 @@ class Lookahead(Generic[T]):
             yield self._held.popleft()
 
     def _vouched(self, at: int) -> bool:
-        """Searched itself or later on, or failed (it will be obscured whole)."""
+        """Searched itself or later on, with `after` searched frames after it; or failed (it
+        will be obscured whole)."""
         if self._held[at].failed is not None:
             return True
-        return any(self._held[i].searched for i in range(at, len(self._held)))
+        later = sum(1 for i in range(at + 1, len(self._held)) if self._held[i].searched)
+        return later >= self.after and (self._held[at].searched or later > 0)
 
     def unvouched(self) -> list[Held[T]]:
-        """The frames after the last searched one (at the end of a stream: none follows)."""
-        out: list[Held[T]] = []
-        for held in reversed(self._held):
-            if held.searched:
-                break
-            out.append(held)
-        return out[::-1]
+        """The frames not vouched for (at the end of a stream: no frame follows): after the
+        last searched one, or with fewer than `after` searched frames after them."""
+        return [h for i, h in enumerate(self._held) if not self._vouched(i)]
 
     def flush(self) -> Iterator[Held[T]]:
         while self._held:
