@@ -166,3 +166,14 @@ def test_the_default_searches_video_at_full_resolution_too(monkeypatch: pytest.M
     sizes.clear()
     detector.detect(np.zeros((360, 640, 3), np.uint8))
     assert sizes == [(352, 640)]  # already searched at full size: no fine pass
+
+
+def test_passes_side_by_side_find_what_one_thread_finds(astronaut: np.ndarray) -> None:
+    frame, _ = _bystander_frame(astronaut)
+    kwargs = {"max_side": 320, "max_downscale": 4.0, "fine_scale": 0.75}
+    one = CenterFace(**kwargs, sweep=Sweep(1, 4, 32), threads=1).detect(frame)  # type: ignore[arg-type]
+    two = CenterFace(**kwargs, sweep=Sweep(1, 4, 32), threads=2).detect(frame)  # type: ignore[arg-type]
+    assert len(one) > 0
+    order_one, order_two = np.lexsort(one.xyxy.T), np.lexsort(two.xyxy.T)
+    np.testing.assert_allclose(one.xyxy[order_one], two.xyxy[order_two], atol=1e-3)
+    np.testing.assert_allclose(one.scores[order_one], two.scores[order_two], atol=1e-5)
