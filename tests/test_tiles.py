@@ -62,7 +62,9 @@ def test_a_distant_face_in_a_large_photo_is_found_by_the_full_resolution_tiles(
     tiled = build_detector(DetectorConfig(), still=True)
     assert hits(tiled.detect(photo).xyxy, face)
     # The whole-image pass alone (the photo shrunk to 2048 px) does not see it: that is why.
-    cfg = DetectorConfig(centerface=CenterFaceConfig(max_side=2048, max_downscale=4.0))
+    cfg = DetectorConfig(
+        centerface=CenterFaceConfig(max_side=2048, max_downscale=4.0, fine_scale=0.0)
+    )
     whole = build_detector(cfg, still=False)
     assert not hits(whole.detect(photo).xyxy, face)
 
