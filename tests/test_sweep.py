@@ -177,3 +177,12 @@ def test_passes_side_by_side_find_what_one_thread_finds(astronaut: np.ndarray) -
     order_one, order_two = np.lexsort(one.xyxy.T), np.lexsort(two.xyxy.T)
     np.testing.assert_allclose(one.xyxy[order_one], two.xyxy[order_two], atol=1e-3)
     np.testing.assert_allclose(one.scores[order_one], two.scores[order_two], atol=1e-5)
+
+
+def test_on_a_pi_camera_the_fine_pass_sees_the_full_picture() -> None:
+    # picamera2 sources detect on their lores stream; the fine pass's scale is of that stream.
+    from edge.capture.picamera2_source import lores_size
+
+    for name in ("bodycam", "doorway"):
+        live = load_config(CONFIGS / f"{name}.toml").live
+        assert lores_size(live.width, live.height, live.lores_width) == (live.width, live.height)
