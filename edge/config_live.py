@@ -61,7 +61,8 @@ class LiveConfig(_Closed):
         ge=1,
         le=4,
         description="with a fine pass: run CenterFace's whole-frame pass (the large faces) on "
-        "every Nth frame only; a large face that appears is then found within N frames",
+        "every Nth frame only; a large face that appears is then found within N frames (so "
+        "lookahead >= N - 2 too)",
     )
     lookahead: int = Field(
         2,
@@ -91,6 +92,12 @@ class LiveConfig(_Closed):
         "GStreamer cameras (a stalled camera is a lost one)",
     )
 
+    @property
+    def cycle(self) -> int:
+        """Searches in which a spread-out detector covers the whole picture, finely and whole:
+        any `sweep` consecutive ones search every fine region, any `whole_every` the whole frame."""
+        return max(self.sweep, self.whole_every)
+
     @model_validator(mode="after")
     def _vouchable(self) -> LiveConfig:
         if self.lookahead < self.detect_every - 1:
@@ -98,10 +105,10 @@ class LiveConfig(_Closed):
                 f"lookahead ({self.lookahead}) must be at least detect_every - 1 "
                 f"({self.detect_every - 1}), or frames between searches could not be vouched for"
             )
-        if self.lookahead < self.sweep - 2:
+        if self.lookahead < self.cycle - 2:
             raise ValueError(
-                f"lookahead ({self.lookahead}) must be at least sweep - 2 "
-                f"({self.sweep - 2}), or a face that appears could stay clear on several frames"
+                f"lookahead ({self.lookahead}) must be at least max(sweep, whole_every) - 2 "
+                f"({self.cycle - 2}), or a face that appears could stay clear on several frames"
             )
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be at least reconnect_min_s")

@@ -103,20 +103,20 @@ class Realtime:
     detect_every: int = 1
     lookahead: int = 0
     queue: int = 2
-    sweep: int = 1  # the detector's fine pass covers the picture once every `sweep` searches
+    cycle: int = 1  # searches in which the detector covers the whole picture (LiveConfig.cycle)
 
     @classmethod
     def of(cls, cfg: LiveConfig) -> Realtime:
         return cls(
-            cfg.max_latency_ms, cfg.late, cfg.detect_every, cfg.lookahead, cfg.queue, cfg.sweep
+            cfg.max_latency_ms, cfg.late, cfg.detect_every, cfg.lookahead, cfg.queue, cfg.cycle
         )
 
     @property
     def after(self) -> int:
-        """Searched frames that must follow a frame before it is vouched for: with a sweep of
+        """Searched frames that must follow a frame before it is vouched for: with a cycle of
         K, a face that appears just after its part of the picture was searched is found K
         searches later, and waiting for K - 2 of them leaves it clear on one frame at most."""
-        return min(self.lookahead, max(0, self.sweep - 2))
+        return min(self.lookahead, max(0, self.cycle - 2))
 
     def age_ms(self, raw: RawFrame) -> float:
         return 0.0 if raw.captured is None else (time.monotonic() - raw.captured) * 1000.0
@@ -187,8 +187,8 @@ def vouch(
         if due is not None:
             yield from held.release(due)
     # The stream ended before the searches these frames wait for: search them now, in full
-    # (a sweep of K covers the whole picture in K searches).
-    passes = realtime.sweep if realtime else 1
+    # (a cycle of K covers the whole picture in any K searches).
+    passes = realtime.cycle if realtime else 1
     for tail in held.unvouched():
         for _ in range(passes):
             found, failed = _search(detector, tail.item, report)

@@ -73,6 +73,10 @@ def test_the_profile_rejects_a_sweep_longer_than_its_grid(tmp_path: Path) -> Non
     path.write_text("[detector.centerface]\nfine_grid = [1, 2]\n[live]\nsweep = 3\n")
     with pytest.raises(ConfigError, match="live.sweep"):
         load_config(path)
+    # The whole-frame pass spread wider than the strips sets the wait too.
+    path.write_text("[live]\nsweep = 2\nwhole_every = 4\nlookahead = 1\n")
+    with pytest.raises(ConfigError, match="whole_every"):
+        load_config(path)
     path.write_text("[detector.centerface]\nfine_grid = [0, 2]\n")
     with pytest.raises(ConfigError, match="fine_grid"):
         load_config(path)
@@ -186,3 +190,30 @@ def test_on_a_pi_camera_the_fine_pass_sees_the_full_picture() -> None:
     for name in ("bodycam", "doorway"):
         live = load_config(CONFIGS / f"{name}.toml").live
         assert lores_size(live.width, live.height, live.lores_width) == (live.width, live.height)
+
+
+def test_frames_left_at_the_end_of_a_stream_are_searched_for_a_whole_cycle() -> None:
+    from collections import Counter
+
+    from edge.config import LiveConfig
+    from edge.detect import Detections
+    from edge.frames import RawFrame
+    from edge.pipeline import Realtime, RunReport, vouch
+
+    calls: Counter[int] = Counter()
+
+    class Counting:
+        name = "counting"
+
+        def detect(self, image: np.ndarray) -> Detections:
+            calls[int(image[0, 0, 0])] += 1
+            return Detections.empty()
+
+    # Strips over 2 frames, the whole frame every 4th: any 4 searches cover everything.
+    realtime = Realtime.of(LiveConfig(sweep=2, whole_every=4, lookahead=2))
+    assert (realtime.cycle, realtime.after) == (4, 2)
+    frames = [RawFrame(np.full((8, 8, 3), i, np.uint8), i) for i in range(6)]
+    out = list(vouch(frames, Counting(), RunReport(), recorded=False, realtime=realtime))
+    assert [held.item.index for held in out] == list(range(6))
+    # Frames 0-3 had 2 searched frames after them; 4 and 5 did not, and got 4 more searches.
+    assert [calls[i] for i in range(6)] == [1, 1, 1, 1, 5, 5]
