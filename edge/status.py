@@ -45,31 +45,28 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _recent(timings: Timings) -> dict[str, float | None]:
-    values = list(timings.values)[-_RECENT:]
+def _summary(values: list[float], second: str = "p99") -> dict[str, float | None]:
+    """p50 and `second` ("p99" or "mean") of `values`, in ms to 0.1; None before any."""
     if not values:
-        return {"p50": None, "p99": None}
-    p50, p99 = np.percentile(values, [50, 99])
-    return {"p50": round(float(p50), 1), "p99": round(float(p99), 1)}
+        return {"p50": None, second: None}
+    other = np.mean(values) if second == "mean" else np.percentile(values, 99)
+    return {"p50": round(float(np.percentile(values, 50)), 1), second: round(float(other), 1)}
+
+
+def _recent(timings: Timings) -> dict[str, float | None]:
+    return _summary(list(timings.values)[-_RECENT:])
 
 
 def _whole(timings: Timings) -> dict[str, float | None]:
-    if not timings.values:
-        return {"p50": None, "p99": None}
-    return {"p50": round(timings.percentile(50), 1), "p99": round(timings.percentile(99), 1)}
+    return _summary(list(timings.values))
 
 
 def _stages(report: RunReport, recent: bool) -> dict[str, dict[str, float | None]]:
     """Each stage's time per frame, p50 and mean: of the last `_RECENT` frames, or the run's."""
-    out: dict[str, dict[str, float | None]] = {}
-    for name, timings in report.stages().items():
-        values = list(timings.values)[-_RECENT:] if recent else list(timings.values)
-        if not values:
-            out[name] = {"p50": None, "mean": None}
-        else:
-            p50, mean = float(np.percentile(values, 50)), float(np.mean(values))
-            out[name] = {"p50": round(p50, 1), "mean": round(mean, 1)}
-    return out
+    return {
+        name: _summary(list(t.values)[-_RECENT:] if recent else list(t.values), "mean")
+        for name, t in report.stages().items()
+    }
 
 
 class StatusBoard:
