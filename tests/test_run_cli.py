@@ -56,6 +56,30 @@ def records(log: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
 
 
+def played(profile: Path, clip: Clip, out: Path, *flags: str) -> tuple[str | Path, ...]:
+    """`veil run`'s arguments for the sample clip played as a camera into `out`."""
+    return (
+        "run",
+        "--config",
+        profile,
+        "--source",
+        f"file:{clip.path}",
+        "--output-dir",
+        out,
+        *flags,
+    )
+
+
+def verify(out: Path) -> subprocess.CompletedProcess[str]:
+    """`veil audit verify` of a run's log against the recordings beside it."""
+    return veil("audit", "verify", out / "veil-audit.jsonl", "--media", out)
+
+
+def assert_verifies(out: Path) -> None:
+    check = verify(out)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
 def spawn(*args: str | Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "edge", *map(str, args)],
@@ -83,10 +107,7 @@ def test_a_file_played_live_is_recorded_frame_for_frame(
     sample_clip: Clip, profile: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "rec"
-    proc = veil(
-        "run", "--config", profile, "--source", f"file:{sample_clip.path}", "--output-dir", out,
-        "--realtime",
-    )  # fmt: skip
+    proc = veil(*played(profile, sample_clip, out, "--realtime"))
     assert proc.returncode == 0, proc.stderr
     status = json.loads((out / "status.json").read_text())
     assert status["state"] == "stopped"
@@ -115,8 +136,7 @@ def test_a_file_played_live_is_recorded_frame_for_frame(
     closed = [r for r in recs if r["type"] == "file_closed"]
     assert len(closed) == len(segments(out)) >= 1
     assert sum(int(r["frames"]) for r in closed) == status["frames_out"]
-    check = veil("audit", "verify", out / "veil-audit.jsonl", "--media", out)
-    assert check.returncode == 0, check.stdout + check.stderr
+    assert_verifies(out)
     shown = veil("status", out / "status.json")
     assert shown.returncode == 0 and "stopped" in shown.stdout and "recorded" in shown.stdout
 
@@ -144,10 +164,7 @@ def test_sigterm_closes_the_segment_and_the_log_and_exits_0(
     sample_clip: Clip, profile: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "rec"
-    proc = spawn(
-        "run", "--config", profile, "--source", f"file:{sample_clip.path}", "--output-dir", out,
-        "--realtime", "--loop",
-    )  # fmt: skip
+    proc = spawn(*played(profile, sample_clip, out, "--realtime", "--loop"))
     try:
         wait_for_frames(out / "status.json", 45)
         proc.send_signal(signal.SIGTERM)
@@ -164,8 +181,7 @@ def test_sigterm_closes_the_segment_and_the_log_and_exits_0(
     assert not [p for p in out.iterdir() if p.name.startswith(".")], "a partial was left"
     for seg in segments(out):
         assert decode_times(seg)
-    check = veil("audit", "verify", out / "veil-audit.jsonl", "--media", out)
-    assert check.returncode == 0, check.stdout + check.stderr
+    assert_verifies(out)
 
 
 def test_sigkill_leaves_playable_segments_and_the_next_run_recovers_the_partial(
@@ -214,18 +230,14 @@ def test_retention_deletes_oldest_segments_and_the_folder_still_verifies(
     profile = tmp_path / "small.toml"
     profile.write_text(FAST.replace("min_free_bytes = 0", "max_bytes = 600000"), encoding="utf-8")
     out = tmp_path / "rec"
-    proc = veil(
-        "run", "--config", profile, "--source", f"file:{sample_clip.path}", "--output-dir", out,
-        "--loop", "--duration", "6",
-    )  # fmt: skip
+    proc = veil(*played(profile, sample_clip, out, "--loop", "--duration", "6"))
     assert proc.returncode == 0, proc.stderr
     recs = records(out / "veil-audit.jsonl")
     deleted = [r for r in recs if r["type"] == "file_deleted"]
     assert deleted and all(r["reason"] == "disk-budget" for r in deleted)
     assert not any((out / str(r["name"])).exists() for r in deleted)
     assert sum(p.stat().st_size for p in segments(out)) <= 600000 + 2_000_000
-    check = veil("audit", "verify", out / "veil-audit.jsonl", "--media", out)
-    assert check.returncode == 0, check.stdout + check.stderr
+    assert_verifies(out)
 
 
 def test_a_broken_profile_is_refused_before_any_camera_opens(tmp_path: Path) -> None:
@@ -270,10 +282,7 @@ def test_memory_stays_flat_on_a_long_live_run(
     sample_clip: Clip, profile: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "rec"
-    proc = spawn(
-        "run", "--config", profile, "--source", f"file:{sample_clip.path}", "--output-dir", out,
-        "--loop",
-    )  # fmt: skip
+    proc = spawn(*played(profile, sample_clip, out, "--loop"))
     try:
         # Past the first segments (2 s each), so that every kind of allocation has happened.
         wait_for_frames(out / "status.json", 300)
@@ -319,8 +328,7 @@ def test_picamera2_through_the_fake_records_main_redacted_detected_on_lores(
         assert (stream.width, stream.height) == (1280, 720)
     recs = records(out / "veil-audit.jsonl")
     assert recs[0]["source_kind"] == "picamera2"
-    check = veil("audit", "verify", out / "veil-audit.jsonl", "--media", out)
-    assert check.returncode == 0, check.stdout + check.stderr
+    assert_verifies(out)
 
 
 def test_a_segment_renamed_but_never_logged_is_logged_by_the_next_run(
@@ -334,15 +342,14 @@ def test_a_segment_renamed_but_never_logged_is_logged_by_the_next_run(
     first = segments(out)[0]
     orphan = out / "20300101T000000.000Z.mp4"  # as the killed run would have named it
     orphan.write_bytes(first.read_bytes())
-    assert veil("audit", "verify", out / "veil-audit.jsonl", "--media", out).returncode == 1
+    assert verify(out).returncode == 1
     again = veil(*args, "--duration", "1")
     assert again.returncode == 0, again.stderr
     recs = records(out / "veil-audit.jsonl")
     adopted = [r for r in recs if r["type"] == "file_closed" and r["name"] == orphan.name]
     assert len(adopted) == 1 and adopted[0]["recovered"] is True
     assert adopted[0]["frames"] == len(decode_times(orphan))
-    check = veil("audit", "verify", out / "veil-audit.jsonl", "--media", out)
-    assert check.returncode == 0, check.stdout + check.stderr
+    assert_verifies(out)
 
 
 def test_a_full_disk_pauses_recording_logs_it_and_corrupts_nothing(
@@ -350,10 +357,7 @@ def test_a_full_disk_pauses_recording_logs_it_and_corrupts_nothing(
 ) -> None:
     disk = tmpfs(6)  # a real 6 MiB filesystem: a few 2 s segments of 720p fill it
     out = disk / "rec"
-    proc = veil(
-        "run", "--config", profile, "--source", f"file:{sample_clip.path}", "--output-dir", out,
-        "--loop", "--duration", "6",
-    )  # fmt: skip
+    proc = veil(*played(profile, sample_clip, out, "--loop", "--duration", "6"))
     assert proc.returncode == 0, proc.stderr
     assert "disk is full" in proc.stderr
     status = json.loads((out / "status.json").read_text())
@@ -364,5 +368,4 @@ def test_a_full_disk_pauses_recording_logs_it_and_corrupts_nothing(
     assert recs[-1]["type"] == "run_stop" and recs[-1]["dropped"] == status["dropped"]
     assert not [p for p in out.iterdir() if p.name.startswith(".") and ".partial" in p.name]
     assert sum(len(decode_times(seg)) for seg in segments(out)) == status["frames_out"]
-    check = veil("audit", "verify", out / "veil-audit.jsonl", "--media", out)
-    assert check.returncode == 0, check.stdout + check.stderr
+    assert_verifies(out)
