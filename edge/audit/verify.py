@@ -10,7 +10,6 @@ yields the problem at that record first. `Verdict.problems[0]` is the first bad 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -30,73 +29,13 @@ from edge.audit.records import (
     Summary,
     signed_part,
 )
+from edge.audit.verdict import LoggedFile, Problem, RunInfo, Verdict
 from edge.config import first_problem
 from edge.digest import sha256_bytes, sha256_file
 from edge.errors import UsageError
 from edge.media import media_kind
 
-
-@dataclass(frozen=True)
-class Problem:
-    message: str
-    line: int | None = None  # 1-based line of the log
-    seq: int | None = None  # the record's sequence number (or the missing one)
-
-    def __str__(self) -> str:
-        where = []
-        if self.line is not None:
-            where.append(f"line {self.line}")
-        if self.seq is not None:
-            where.append(f"seq {self.seq}")
-        return f"{', '.join(where)}: {self.message}" if where else self.message
-
-
-@dataclass
-class RunInfo:
-    run: str
-    start_utc: str
-    device: str
-    key_id: str
-    veil_version: str
-    source: str
-    stop_utc: str | None = None
-    status: str | None = None
-    counts: Counter[str] = field(default_factory=Counter)
-    fail_closed: Counter[str] = field(default_factory=Counter)
-    files: int = 0
-
-
-@dataclass
-class LoggedFile:
-    name: str
-    kind: str
-    size: int
-    sha256: str
-    frames: int
-    line: int
-    seq: int
-    source_sha256: str | None
-    c2pa: bool
-    signer: bytes  # the raw public key of the run that logged it
-    deleted: bool = False
-
-
-@dataclass
-class Verdict:
-    path: Path
-    records: int = 0
-    problems: list[Problem] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    runs: list[RunInfo] = field(default_factory=list)
-    files: dict[str, LoggedFile] = field(default_factory=dict)
-    head: tuple[int, str] | None = None  # last record's seq and line SHA-256
-    media_checked: int = 0
-    c2pa_checked: int = 0
-    trusted_keys: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
+__all__ = ["LoggedFile", "Problem", "RunInfo", "Verdict", "verify_log"]
 
 
 def verify_log(
