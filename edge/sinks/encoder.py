@@ -20,14 +20,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import av
-import cv2
-import numpy as np
 
 from edge.config import RecordConfig
 from edge.frames import Pixels
 from edge.sinks import fmp4
 from edge.sinks.atomic import AtomicFile, Seal
 from edge.sinks.base import Published
+from edge.sinks.h264 import add_h264_stream, video_frame
 
 _MUXER = {
     # A fragment at every keyframe, the header written first (no seeking back to it: a killed
@@ -179,21 +178,17 @@ class SegmentWriter:
             # Our own file object: its descriptor is what gets fsynced after each fragment.
             self._io = self.temp.open("r+b")
             self._container = av.open(self._io, mode="w", format="mp4", container_options=_MUXER)
-            stream = self._container.add_stream("libx264", rate=rate)
-            stream.width, stream.height = width, height
-            # 4:2:0 needs even sizes; odd-sized frames keep their size in 4:4:4 instead.
-            stream.pix_fmt = "yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p"
-            stream.time_base = time_base
-            stream.codec_context.time_base = time_base
-            keyint = max(1, round(cfg.fragment_seconds * rate))
-            stream.options = {
-                "crf": str(cfg.crf),
-                "preset": cfg.preset,
-                # No lookahead, no B-frames: each frame's packet comes out as it goes in.
-                "tune": "zerolatency",
-                # A keyframe, hence a fragment, every fragment_seconds and only then.
-                "x264-params": f"keyint={keyint}:min-keyint={keyint}:scenecut=0",
-            }
+            # A keyframe, hence a fragment, every fragment_seconds and only then.
+            stream = add_h264_stream(
+                self._container,
+                width=width,
+                height=height,
+                rate=rate,
+                time_base=time_base,
+                crf=cfg.crf,
+                preset=cfg.preset,
+                keyint=round(cfg.fragment_seconds * rate),
+            )
             self._stream = stream
         except BaseException:
             self.release()
@@ -201,12 +196,7 @@ class SegmentWriter:
             raise
 
     def encode(self, pixels: Pixels, pts: int) -> None:
-        if self._stream.pix_fmt == "yuv420p":
-            # OpenCV's SIMD conversion is about 4x faster than swscale's from bgr24.
-            yuv = np.asarray(cv2.cvtColor(pixels, cv2.COLOR_BGR2YUV_I420), dtype=np.uint8)
-            frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
-        else:
-            frame = av.VideoFrame.from_ndarray(pixels, format="bgr24")
+        frame = video_frame(pixels, self._stream.pix_fmt)
         frame.pts = pts
         frame.time_base = self.time_base
         self._container.mux(self._stream.encode(frame))

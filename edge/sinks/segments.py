@@ -31,7 +31,6 @@ in a new segment, once retention or someone else has made room.
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Callable, Collection
@@ -46,6 +45,7 @@ from edge.sinks import recovery, retention
 from edge.sinks.atomic import Seal
 from edge.sinks.base import Discard, Published, RecordingEvents, require_redacted
 from edge.sinks.encoder import Background, SegmentWriter, disk_full
+from edge.sinks.timeline import Timeline
 
 # Paused on a full disk, recording resumes only with this much free (or min_free_bytes if more):
 # room for tens of seconds of 720p, so a disk hovering at full does not flap between a new
@@ -100,7 +100,7 @@ class SegmentSink:
         self._seal = seal
         self._length = Fraction(cfg.segment_seconds)
         self._current: SegmentWriter | None = None
-        self._last: tuple[int, Fraction] | None = None  # pts and time base of the last frame
+        self._timeline = Timeline(self._rate)  # the stream out stamps frames the same way
         self._recheck_at = 0.0
         self._free = 0
         self._lock = threading.Lock()
@@ -196,8 +196,7 @@ class SegmentSink:
     # --- recording ----------------------------------------------------------------------------
 
     def _record(self, frame: RedactedFrame) -> None:
-        time_base = frame.time_base or 1 / self._rate
-        pts = self._next_pts(frame, time_base)
+        pts, time_base = self._timeline.peek(frame)  # never reset between segments
         current = self._current
         if current is not None and (
             current.shape != frame.pixels.shape[:2]
@@ -219,25 +218,7 @@ class SegmentSink:
                 syncer=self._background.syncer,
             )
         current.encode(frame.pixels, pts)
-        self._last = (pts, time_base)
-
-    def _next_pts(self, frame: RedactedFrame, time_base: Fraction) -> int:
-        """The frame's own timestamp; one nominal frame step past the last one where it has
-        none, or would not move forward. Never reset between segments."""
-        last: int | None = None
-        if self._last is not None:
-            last_pts, last_base = self._last
-            last = (
-                last_pts if last_base == time_base else math.floor(last_pts * last_base / time_base)
-            )
-        if (
-            frame.pts is not None
-            and frame.time_base is not None
-            and (last is None or frame.pts > last)
-        ):
-            return frame.pts
-        step = max(1, round(1 / (self._rate * time_base)))
-        return 0 if last is None else last + step
+        self._timeline.take(pts, time_base)
 
     def _hand_off(self) -> list[Published]:
         """Close the current segment here and hand the rest of its finishing (_complete) to the
