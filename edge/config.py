@@ -22,6 +22,7 @@ from pydantic import (
 from edge.config_base import Closed as _Closed
 from edge.config_lines import key_lines, line_of
 from edge.config_live import LiveConfig, RecordConfig
+from edge.config_outputs import PreviewConfig, StreamOutConfig
 from edge.errors import ConfigError
 
 __all__ = [
@@ -31,8 +32,10 @@ __all__ = [
     "Config",
     "DetectorConfig",
     "LiveConfig",
+    "PreviewConfig",
     "RecordConfig",
     "RedactConfig",
+    "StreamOutConfig",
     "TrackConfig",
     "VideoConfig",
     "config_problems",
@@ -240,6 +243,8 @@ class Config(_Closed):
     audit: AuditConfig = AuditConfig()
     live: LiveConfig = LiveConfig()
     record: RecordConfig = RecordConfig()
+    preview: PreviewConfig = PreviewConfig()
+    stream_out: StreamOutConfig = StreamOutConfig()
 
     @model_validator(mode="after")
     def _sweepable(self) -> Config:

@@ -163,6 +163,48 @@ class Storage(_Record):
     free_bytes: Count
 
 
+Output = Literal["preview", "stream"]
+
+
+class OutputStart(_Record):
+    """Redacted frames begin to leave by a way other than the recording: the preview page or
+    the stream out. Where to only as a class of address (`loopback`, `network`, `stdout`):
+    never an address, a port, a URL or a client."""
+
+    type: Literal["output_start"]
+    output: Output
+    bound: Literal["loopback", "network", "stdout"]
+    protocol: Literal["http", "https", "rtsp", "rtsps", "mpegts", "mjpeg"]
+    token: bool  # every request needs the access token (preview)
+
+
+class OutputLost(_Record):
+    """A stream receiver went away or stalled; frames for it are dropped, the recording goes on."""
+
+    type: Literal["output_lost"]
+    output: Output
+    reason: Reason
+
+
+class OutputRestored(_Record):
+    type: Literal["output_restored"]
+    output: Output
+    offline_s: Annotated[float, Field(ge=0.0)]
+    attempts: Count
+
+
+class OutputStop(_Record):
+    """The output closed: frames it sent, frames it dropped for a slow or absent receiver,
+    connections it refused (no valid token, rate-limited, too many) and reconnections."""
+
+    type: Literal["output_stop"]
+    output: Output
+    frames: Count
+    dropped: Count
+    refused: Count
+    reconnects: Count
+
+
 class RunStop(_Record):
     type: Literal["run_stop"]
     status: Status
@@ -184,6 +226,10 @@ Record = (
     | SourceLost
     | SourceRestored
     | Storage
+    | OutputStart
+    | OutputLost
+    | OutputRestored
+    | OutputStop
     | RunStop
 )
 RECORD_TYPES: dict[str, type[_Record]] = {
@@ -195,6 +241,10 @@ RECORD_TYPES: dict[str, type[_Record]] = {
     "source_lost": SourceLost,
     "source_restored": SourceRestored,
     "storage": Storage,
+    "output_start": OutputStart,
+    "output_lost": OutputLost,
+    "output_restored": OutputRestored,
+    "output_stop": OutputStop,
     "run_stop": RunStop,
 }
 

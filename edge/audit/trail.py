@@ -22,7 +22,7 @@ import numpy as np
 
 from edge import __version__
 from edge.audit.log import AuditLog
-from edge.audit.records import COUNTS, Status
+from edge.audit.records import COUNTS, Output, Status
 from edge.config import Config
 from edge.detect import model_names
 from edge.digest import sha256_bytes
@@ -232,6 +232,36 @@ class AuditTrail:
 
     def storage(self, event: Literal["full", "resumed"], free_bytes: int) -> None:
         self._append("storage", event=event, free_bytes=max(0, free_bytes))
+        self.log.sync()
+
+    def output_start(
+        self, output: Output, bound: str, protocol: str, *, token: bool = False
+    ) -> None:
+        self._append("output_start", output=output, bound=bound, protocol=protocol, token=token)
+        self.log.sync()
+
+    def output_lost(self, output: Output, reason: str) -> None:
+        self._append("output_lost", output=output, reason=reason)
+
+    def output_restored(self, output: Output, offline_s: float, attempts: int) -> None:
+        self._append(
+            "output_restored",
+            output=output,
+            offline_s=round(max(0.0, offline_s), 3),
+            attempts=attempts,
+        )
+
+    def output_stop(
+        self, output: Output, *, frames: int, dropped: int, refused: int, reconnects: int
+    ) -> None:
+        self._append(
+            "output_stop",
+            output=output,
+            frames=frames,
+            dropped=dropped,
+            refused=refused,
+            reconnects=reconnects,
+        )
         self.log.sync()
 
     @contextlib.contextmanager

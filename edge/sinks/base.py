@@ -58,6 +58,29 @@ class RecordingEvents(Protocol):
         """There is room again; the next segment opens with the frame being written."""
 
 
+class Tap(Protocol):
+    """A side output fed from the sink thread after each frame: the preview, the stream out.
+
+    `offer` never waits for the output: it keeps a reference to the frame (its pixels are
+    read-only) and returns, and the output's own thread encodes and sends. A client or receiver
+    that cannot keep up loses frames, counted by the output, and never slows the frame loop."""
+
+    def offer(self, frame: RedactedFrame) -> None: ...
+
+    def close(self) -> None:
+        """Stop the output's threads and release its socket, in bounded time."""
+
+
+class OutputEvents(Protocol):
+    """What a side output reports for the audit log; may be called from its own thread."""
+
+    def output_lost(self, output: str, reason: str) -> None:
+        """The receiver went away or stalled (reason: a short lowercase word, never a URL)."""
+
+    def output_restored(self, output: str, offline_s: float, attempts: int) -> None:
+        """It takes frames again after `offline_s` and `attempts` connection tries."""
+
+
 def require_redacted(frame: object) -> RedactedFrame:
     """Defence in depth behind the type checker: refuse anything but a RedactedFrame."""
     if not isinstance(frame, RedactedFrame):
