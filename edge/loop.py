@@ -13,7 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -26,7 +26,7 @@ from edge.frames import RawFrame, RedactedFrame
 from edge.pipeline import Realtime, RunReport, redact_held, vouch
 from edge.redact.redactor import Redactor
 from edge.sinks.atomic import Seal
-from edge.sinks.base import Sink
+from edge.sinks.base import Sink, Tap
 from edge.sinks.video_file import VideoFileSink
 from edge.track.lookahead import Held
 
@@ -116,6 +116,7 @@ def run(
     realtime: Realtime | None = None,
     skipped: Callable[[RedactedFrame, BaseException], bool] | None = None,
     stopping: threading.Event | None = None,
+    taps: Sequence[Tap] = (),
 ) -> RunReport:
     """Redact every frame of `source` into `sink`. On any error the sink's output is discarded.
 
@@ -125,8 +126,9 @@ def run(
     (the audit trail's summaries). `skipped(frame, error)` may declare a sink error survivable:
     the frame is then counted as dropped (a full disk). `stopping` is the live run's stop: once
     set, a source still blocked in a read (a stalled stream) gets `_UNBLOCK_S` before the frames
-    in flight are drained without it. Pass `report` to see the counts of a run that ends in an
-    error.
+    in flight are drained without it. `taps` (the preview, the stream out) are offered each
+    redacted frame on the sink thread, before the sink writes it; they never wait. Pass `report`
+    to see the counts of a run that ends in an error.
     """
     report = report if report is not None else RunReport()
     stop = threading.Event()  # hard stop: an error, or a drain that took too long
@@ -236,6 +238,8 @@ def run(
         while not isinstance(item := redacted.get(), _Done):
             if item is None:
                 continue
+            for tap in taps:
+                tap.offer(item)
             began = time.perf_counter()
             try:
                 sink.write(item)

@@ -95,6 +95,9 @@ class StatusBoard:
         self.storage_full = False
         self.segments = 0
         self.state: State = "running"
+        # Side outputs (the preview, the stream out) by name: their counts, shown as `outputs`.
+        self.outputs: dict[str, Callable[[], dict[str, int]]] = {}
+        self.body = b"{}"  # the last status written, as the preview serves it
         self._last_fault_at: float | None = None
         self._fault_count = 0
         self._fps: deque[tuple[float, int]] = deque(maxlen=6)
@@ -159,6 +162,7 @@ class StatusBoard:
             "storage_full": self.storage_full,
             "disk_free_bytes": free,
             "cpu_temp_c": cpu_temp_c(),
+            "outputs": {name: stats() for name, stats in list(self.outputs.items())},
         }
 
     def _connected(self) -> bool:
@@ -168,6 +172,7 @@ class StatusBoard:
         """Replace the file atomically: a reader sees the old status or the new, never half."""
         with self._lock:
             body = json.dumps(self.snapshot(), indent=2, sort_keys=True) + "\n"
+            self.body = body.encode("utf-8")
             temp = self.path.with_name(f".{self.path.name}.tmp")
             try:
                 temp.write_text(body, encoding="utf-8")

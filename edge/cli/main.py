@@ -73,6 +73,27 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--audit-log", type=Path, help="default: OUTPUT_DIR/veil-audit.jsonl")
     live.add_argument("--key-dir", type=Path, help="the device key's folder (as for redact)")
     live.add_argument("--status", type=Path, help="status file (default: OUTPUT_DIR/status.json)")
+    live.add_argument(
+        "--preview",
+        metavar="HOST:PORT",
+        help="serve the redacted preview page here (default: the profile's [preview] bind); "
+        "any address but loopback needs the access token (`veil preview url`)",
+    )
+    live.add_argument(
+        "--stream-out",
+        metavar="URL",
+        help="also push the redacted video to rtsp://HOST:PORT/PATH, or write it to standard "
+        "output with - (default: the profile's [stream_out] url)",
+    )
+
+    preview = sub.add_parser("preview", help="the preview page's address and access token")
+    preview_sub = preview.add_subparsers(dest="preview_command", required=True)
+    url = preview_sub.add_parser(
+        "url", help="print the preview's URL with its access token (made on first use)"
+    )
+    url.add_argument("--config", type=Path, help="the profile `veil run` uses")
+    url.add_argument("--preview", metavar="HOST:PORT", help="as for `veil run --preview`")
+    url.add_argument("--key-dir", type=Path, help="the device key's folder (as for run)")
 
     status = sub.add_parser("status", help="show a live run's status file")
     status.add_argument(
@@ -168,6 +189,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--cpus", type=int, default=1, help="--live: pin to this many cores (1 ~ a Pi 5)"
     )
     bench.add_argument("--clip", type=Path, help="--live: play this clip (default: generated)")
+    bench.add_argument(
+        "--preview-client",
+        choices=("fast", "slow"),
+        action="append",
+        help="--live: also run each profile with the preview on and one client reading its "
+        "picture, as fast as it can or at 1 KB/s (repeat for both); the run without a preview "
+        "comes first, for comparison",
+    )
     return parser
 
 
@@ -202,8 +231,14 @@ def _dispatch(args: argparse.Namespace) -> int:
                 args.audit_log,
                 args.key_dir,
                 args.status,
+                args.preview,
+                args.stream_out,
             )
         )
+    if args.command == "preview":
+        from edge.cli.outputs import preview_url_command
+
+        return preview_url_command(args.config, args.preview, args.key_dir)
     if args.command == "status":
         from edge.cli.status_cmd import status_command
 
@@ -257,7 +292,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             from edge.bench_live import live_bench_command
 
             return live_bench_command(
-                args.config, args.cpus, args.seconds, parse_size(args.size), args.clip, args.json
+                args.config,
+                args.cpus,
+                args.seconds,
+                parse_size(args.size),
+                args.clip,
+                args.json,
+                tuple(args.preview_client or ()),
             )
         from edge.bench import bench_command
 

@@ -22,6 +22,7 @@ from edge.audit import DEFAULT_LOG_NAME, AuditLog, AuditTrail, load_or_create
 from edge.audit.keys import check_outside, default_key_dir
 from edge.capture.live import RunClock
 from edge.capture.spec import OpenOptions, SourceSpec, open_source, parse_spec
+from edge.cli.outputs import open_outputs, plan_outputs
 from edge.cli.redact_cmd import seal_for
 from edge.config import Config, load_config
 from edge.detect import build_detector
@@ -30,7 +31,7 @@ from edge.loop import run
 from edge.media import media_kind
 from edge.pipeline import Realtime, RunReport
 from edge.redact import Redactor
-from edge.sinks.base import Discard, Published
+from edge.sinks.base import Discard, Published, Tap
 from edge.sinks.segments import SegmentSink, StorageFull
 from edge.status import StatusBoard
 
@@ -49,6 +50,8 @@ class RunArgs:
     audit_log: Path | None = None
     key_dir: Path | None = None
     status: Path | None = None
+    preview: str | None = None
+    stream_out: str | None = None
 
 
 class LiveEvents:
@@ -154,6 +157,7 @@ def _stopped_by_signals(clock: RunClock) -> Iterator[None]:
 
 def run_command(args: RunArgs) -> int:
     cfg, spec, out = check(args)
+    outputs = plan_outputs(cfg, args.preview, args.stream_out)
     key_folder = args.key_dir or default_key_dir()
     check_outside(key_folder, out)
     key, created = load_or_create(key_folder)
@@ -177,9 +181,10 @@ def run_command(args: RunArgs) -> int:
         events = LiveEvents(trail, board, report)
         board.start(tick=lambda: trail.observe(report))
 
-        def record() -> None:
+        rate = Fraction(cfg.live.fps).limit_denominator(1001)
+
+        def record(taps: list[Tap]) -> None:
             detector = build_detector(cfg.detector, sweep=(cfg.live.sweep, cfg.live.whole_every))
-            rate = Fraction(cfg.live.fps).limit_denominator(1001)
             sink = SegmentSink(out, cfg.record, events, rate=rate, seal=seal_for(cfg, key))
             sink.recover(logged_files(log_path))
             opts = OpenOptions(realtime=args.realtime, loop=args.loop)
@@ -201,11 +206,13 @@ def run_command(args: RunArgs) -> int:
                 realtime=Realtime.of(cfg.live) if source.live else None,
                 skipped=lambda frame, exc: isinstance(exc, StorageFull),
                 stopping=clock.stop,
+                taps=taps,
             )
 
         with trail.stopping() as outcome, _stopped_by_signals(clock):
             try:
-                record()
+                with open_outputs(outputs, cfg, key_folder, trail, board, rate) as taps:
+                    record(taps)
                 outcome.status = "fail-closed" if report.obscured else "ok"
             finally:
                 clock.stop.set()  # ends the --duration timer's purpose, and the status loop's

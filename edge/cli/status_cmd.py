@@ -83,6 +83,9 @@ def status_command(path: Path, *, as_json: bool = False) -> int:
         ("disk free", "-" if free is None else f"{free / 1e9:.2f} GB"),
         ("cpu temp", "-" if temp is None else f"{temp} °C"),
     ]
+    for name, counts in sorted((data.get("outputs") or {}).items()):
+        if isinstance(counts, dict):
+            rows.append((name, ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))))
     if data.get("warning"):
         rows.insert(1, ("WARNING", str(data["warning"])))
     for name, value in rows:
