@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The Debian packages the live-source tests need beyond the venv: GStreamer's RTSP server, driven
-# from the system python3 through PyGObject (tests/servers/rtsp_server.py), with the elements its
-# pipeline uses. Idempotent: when every package is already installed, apt is not touched at all,
+# The Debian packages the tests need beyond the venv: GStreamer's RTSP server, driven from the
+# system python3 through PyGObject (tests/servers/rtsp_server.py), with the elements its pipeline
+# uses; and Chromium, which Playwright drives headless to render the preview page (Playwright's
+# own browser download is never used: it needs a network the tests do not have). Idempotent: when every package is already installed, apt is not touched at all,
 # so running it before every test run costs a fraction of a second.
 #
 #   bash tests/system-packages.sh        (as root, or as a user with sudo)
@@ -14,6 +15,8 @@ packages=(
   gstreamer1.0-plugins-base   # appsrc, videoconvert
   gstreamer1.0-plugins-good   # rtph264pay, rtpbin (the RTSP server's session manager)
   gstreamer1.0-plugins-ugly   # x264enc
+  chromium                    # the preview page in a real browser (tests/test_preview_browser.py)
+  fonts-dejavu-core           # text for Chromium's screenshots
 )
 
 missing=()
