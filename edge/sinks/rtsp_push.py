@@ -44,6 +44,7 @@ import numpy as np
 
 from edge.frames import Pixels
 from edge.sinks.h264 import add_h264_stream, i420, pix_fmt_for
+from edge.sinks.nice import below_the_loop
 
 TIME_BASE = Fraction(1, 90000)  # RTP's video clock: timestamps go out without rounding again
 PTS = struct.Struct("<q")
@@ -262,6 +263,7 @@ def _read_exact(stream: Any, view: memoryview) -> bool:
 def child() -> None:
     """The child's whole life: read the header, connect, push frames until stdin ends."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it closes our stdin
+    below_the_loop()  # the only thread yet: x264's threads inherit it
     _say("ready")
     stdin = sys.stdin.buffer
     line = stdin.readline()

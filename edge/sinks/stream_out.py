@@ -25,6 +25,7 @@ from typing import BinaryIO, Protocol
 from edge.config_outputs import StreamOutConfig
 from edge.frames import Pixels, RedactedFrame
 from edge.sinks.base import OutputEvents, require_redacted
+from edge.sinks.nice import below_the_loop
 from edge.sinks.rtsp_push import TIME_BASE, Lost, Pusher
 from edge.sinks.stdout_out import StdoutLink
 from edge.sinks.timeline import Timeline
@@ -146,6 +147,7 @@ class StreamOut:
     # --- the stream's thread ------------------------------------------------------------------
 
     def _run(self) -> None:
+        below_the_loop()
         try:
             while (item := self._take()) is not None:
                 self._deliver(*item)

@@ -18,6 +18,7 @@ import numpy as np
 
 from edge.config_outputs import PreviewConfig
 from edge.frames import Pixels, RedactedFrame
+from edge.sinks.nice import below_the_loop
 
 Jpeg = tuple[int, int, bytes]  # (seq, frame index, JPEG bytes); seq counts encodes from 1
 
@@ -107,6 +108,7 @@ class JpegFeed:
         return self._closed or (published is not None and published[0] > after_seq)
 
     def _run(self) -> None:
+        below_the_loop()
         period = 1.0 / self._cfg.fps
         due = time.monotonic()
         while True:
