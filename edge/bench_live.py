@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edge import __version__
+from edge.bench_client import PreviewClient, free_port
 from edge.errors import UsageError
 from edge.sample import write_sample
 
@@ -40,13 +41,18 @@ def _pinned(cpus: int) -> set[int]:
     return set(allowed[:cpus])
 
 
-def _one(profile: Path, clip: Path, cpus: set[int], seconds: float, tmp: Path) -> dict[str, Any]:
-    out = tmp / profile.stem
+def _one(
+    profile: Path, clip: Path, cpus: set[int], seconds: float, tmp: Path, client: str | None
+) -> dict[str, Any]:
+    out = tmp / (profile.stem + (f"-{client}" if client else ""))
+    port = free_port() if client else 0
     cmd = [
         sys.executable, "-m", "edge", "run", "--config", str(profile), "--source",
         f"file:{clip}", "--realtime", "--loop", "--duration", f"{seconds:g}",
         "--output-dir", str(out), "--key-dir", str(tmp / "keys"),
     ]  # fmt: skip
+    if client:
+        cmd += ["--preview", f"127.0.0.1:{port}"]
     started = time.monotonic()
     proc = subprocess.Popen(
         cmd,
@@ -54,15 +60,22 @@ def _one(profile: Path, clip: Path, cpus: set[int], seconds: float, tmp: Path) -
         stderr=subprocess.PIPE,
         preexec_fn=lambda: os.sched_setaffinity(0, cpus),
     )
+    # The client reads from this process, outside the pinned cores: a phone, not the device.
+    reader = PreviewClient(port, tmp / "keys", slow=client == "slow") if client else None
+    if reader is not None:
+        reader.start()
     _, stderr = proc.communicate()
     wall = time.monotonic() - started
+    if reader is not None:
+        reader.stop()
     if proc.returncode not in (0, 3):
         last = stderr.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
         raise UsageError(f"{profile.name}: veil run failed ({last[0]})")
     status = json.loads((out / "status.json").read_text(encoding="utf-8"))
     frames = max(1, int(status["frames_in"]))
     return {
-        "profile": profile.name,
+        "profile": profile.name + (f" +{client} client" if client else ""),
+        "client_bytes": reader.received if reader is not None else None,
         "frames_in": status["frames_in"],
         "frames_out": status["frames_out"],
         "dropped_share": status["dropped"] / frames,
@@ -94,6 +107,7 @@ def live_bench_command(
     size: tuple[int, int],
     clip: Path | None,
     json_path: Path | None,
+    clients: tuple[str, ...] = (),
 ) -> int:
     profiles = configs or [CONFIGS / name for name in LIVE_PROFILES]
     for profile in profiles:
@@ -111,27 +125,32 @@ def live_bench_command(
             print(f"generating a {width}x{height} 30 fps clip of real faces ...", file=sys.stderr)
             write_sample(clip, width=width, height=height, seconds=min(seconds, 20.0))
         for profile in profiles:
-            print(f"{profile.name}: {seconds:g} s live on {cpus} core(s) ...", file=sys.stderr)
-            before = _cpu_seconds()
-            row = _one(profile, clip, pinned, seconds, tmp)
-            row["cpu_cores"] = round((_cpu_seconds() - before) / row["wall_s"], 2)
-            rows.append(row)
+            for client in (None, *clients):
+                with_ = f" with a {client} preview client" if client else ""
+                print(
+                    f"{profile.name}: {seconds:g} s live on {cpus} core(s){with_} ...",
+                    file=sys.stderr,
+                )
+                before = _cpu_seconds()
+                row = _one(profile, clip, pinned, seconds, tmp, client)
+                row["cpu_cores"] = round((_cpu_seconds() - before) / row["wall_s"], 2)
+                rows.append(row)
     print(
         f"veil {__version__}, {platform.machine()}, clip {clip.name}, pinned to {cpus} core(s) "
         f"{sorted(pinned)}, real time, {seconds:g} s per profile"
     )
-    head = f"{'profile':<16}{'lat p50':>9}{'lat p99':>9}{'dropped':>9}{'obscured':>9}{'CPU':>7}"
+    head = f"{'profile':<28}{'lat p50':>9}{'lat p99':>9}{'dropped':>9}{'obscured':>9}{'CPU':>7}"
     print(head + f"{'det p50':>9}")
     for r in rows:
         lat, det = r["latency_ms"] or {}, r["detect_ms"] or {}
         print(
-            f"{r['profile']:<16}{lat.get('p50') or 0:>7.0f}ms{lat.get('p99') or 0:>7.0f}ms"
+            f"{r['profile']:<28}{lat.get('p50') or 0:>7.0f}ms{lat.get('p99') or 0:>7.0f}ms"
             f"{r['dropped_share']:>9.1%}{r['obscured_share']:>9.1%}{r['cpu_cores']:>7.2f}"
             f"{det.get('p50') or 0:>7.1f}ms"
         )
-    print(f"\n{'ms per frame':<16}" + "".join(f"{name:>12}" for name in STAGES) + "  (p50/mean)")
+    print(f"\n{'ms per frame':<28}" + "".join(f"{name:>12}" for name in STAGES) + "  (p50/mean)")
     for r in rows:
-        print(f"{r['profile']:<16}" + "".join(_stage(r["stage_ms"], name) for name in STAGES))
+        print(f"{r['profile']:<28}" + "".join(_stage(r["stage_ms"], name) for name in STAGES))
     if json_path is not None:
         json_path.write_text(json.dumps({"cpus": cpus, "results": rows}, indent=2) + "\n")
     return 0
