@@ -144,3 +144,20 @@ def test_a_client_reading_at_1_kb_a_second_costs_the_recording_no_frame(
     # The recording lost nothing to the slow reader: every frame the clip played is recorded.
     assert status["dropped"] == 0, status["fail_closed"]
     assert status["frames_out"] == status["frames_in"] >= 200
+
+
+def test_preview_url_prints_https_and_the_certificates_fingerprint(tmp_path: Path) -> None:
+    from edge.sinks.preview import load_or_create_cert
+
+    keys = tmp_path / "keys"
+    profile = write_profile(tmp_path, "tls", '[preview]\nbind = "0.0.0.0:8443"\ntls = true\n')
+    shown = veil("preview", "url", "--config", profile, "--key-dir", keys)
+    assert shown.returncode == 0, shown.stderr
+    url, fingerprint = shown.stdout.strip().splitlines()
+    assert url.startswith("https://") and ":8443/?token=" in url
+    cert = load_or_create_cert(keys)
+    assert fingerprint == f"certificate SHA-256 fingerprint: {cert.fingerprint}"
+    again = veil("preview", "url", "--config", profile, "--key-dir", keys)
+    assert again.stdout == shown.stdout  # the same token and certificate, kept
+    token = url.partition("?token=")[2]
+    assert token not in shown.stderr

@@ -54,6 +54,8 @@ def plan_outputs(cfg: Config, preview: str | None, stream_out: str | None) -> Ou
             )
     url = stream_out if stream_out is not None else cfg.stream_out.url
     stream: StreamOutConfig | None = None
+    if url == "-" and sys.stdout.isatty():
+        raise UsageError("--stream-out - writes video to standard output: pipe it somewhere")
     if url:
         try:
             stream = StreamOutConfig.model_validate({**cfg.stream_out.model_dump(), "url": url})
