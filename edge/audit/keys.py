@@ -12,7 +12,6 @@ import base64
 import hashlib
 import os
 import secrets
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +20,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from edge.durable import sync_folder
 from edge.errors import AuditError, UsageError
+from edge.private_files import read_private, write_private
 
 PRIVATE_NAME = "device-key.pem"
 PUBLIC_NAME = "device-key.pub.pem"
@@ -117,55 +116,29 @@ def _create(folder: Path) -> DeviceKey:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
+    # Linked into place whole: if a racing first run won, its key is the one.
+    if not write_private(folder / PRIVATE_NAME, pem, "device key"):
+        return _load(folder)
     made = DeviceKey(key, device_id_of(key), folder)
-    temp = folder / f".{PRIVATE_NAME}.{secrets.token_hex(4)}.tmp"
+    public = folder / PUBLIC_NAME
+    public_temp = public.with_name(f".{PUBLIC_NAME}.{secrets.token_hex(4)}.tmp")
     try:
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Written whole and fsync'd under a temporary name (0600 from the first byte), then
-        # linked into place: link fails if a racing first run won, and no reader ever sees a
-        # half-written key.
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, pem)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(temp, folder / PRIVATE_NAME)
-        except FileExistsError:
-            return _load(folder)
-        sync_folder(folder)
-        public = folder / PUBLIC_NAME
-        public_temp = public.with_name(f".{PUBLIC_NAME}.{secrets.token_hex(4)}.tmp")
         public_temp.write_bytes(made.public_pem())
         os.replace(public_temp, public)
     except OSError as exc:
         why = exc.strerror or exc
-        raise AuditError(f"cannot create the device key in {folder}: {why}") from None
+        raise AuditError(f"cannot write the public key {public}: {why}") from None
     finally:
-        temp.unlink(missing_ok=True)
+        public_temp.unlink(missing_ok=True)
     return made
 
 
 def _load(folder: Path) -> DeviceKey:
     path = folder / PRIVATE_NAME
     try:
-        info = path.stat()
-        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise AuditError(
-                f"device key {path} can be read by others (mode {stat.filemode(info.st_mode)}); "
-                f"run `chmod 600 {path}`"
-            )
-        if info.st_uid != os.geteuid():
-            raise AuditError(f"device key {path} belongs to another user (uid {info.st_uid})")
-        if folder.stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            raise AuditError(
-                f"key folder {folder} can be written by others, who could swap the key; "
-                f"run `chmod 700 {folder}`"
-            )
-        private = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    except OSError as exc:
-        raise AuditError(f"cannot read the device key in {folder}: {exc.strerror or exc}") from None
+        private = serialization.load_pem_private_key(
+            read_private(path, "device key"), password=None
+        )
     except ValueError:
         raise AuditError(f"{path} is not a PEM private key") from None
     if not isinstance(private, Ed25519PrivateKey):

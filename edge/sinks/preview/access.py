@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from edge.errors import AuditError
-from edge.sinks.preview.private import read_private, write_private
+from edge.private_files import read_private, write_private
 
 TOKEN_NAME = "preview-token"
 COOKIE = "veil_preview"

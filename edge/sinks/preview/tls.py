@@ -24,7 +24,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edge.durable import sync_folder
 from edge.errors import AuditError
-from edge.sinks.preview.private import make_folder, read_private, write_private
+from edge.private_files import make_folder, read_private, write_private
 
 CERT_NAME = "preview-cert.pem"
 KEY_NAME = "preview-key.pem"

@@ -1,7 +1,7 @@
-"""Files only their owner may read: the preview's access token and its TLS key.
+"""Files only their owner may read: the device key, the preview's access token and its TLS key.
 
-They get the device key's discipline (edge/audit/keys.py): mode 0600 from the first byte, written
-whole and fsync'd under a temporary name, then linked into place, so no reader ever sees half a
+Mode 0600 from the first byte, written whole and fsync'd under a temporary name, then linked
+into place, so no reader ever sees half a
 secret and a racing first run cannot overwrite one already handed out. A file that anyone else
 can read, or a folder that anyone else can write (and so swap the file), is refused, with the
 chmod that fixes it. Messages name the file, never what is in it.
