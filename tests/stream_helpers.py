@@ -26,7 +26,7 @@ from edge.evaluate.protection import is_protected
 from edge.frames import RawFrame, RedactedFrame
 from edge.redact import Redactor
 from edge.sample import Box, sample_frames
-from edge.sinks.stream_out import StreamOut
+from edge.sinks.stream import StreamOut
 
 RECEIVER = Path(__file__).resolve().parent / "servers" / "rtsp_receiver.py"
 FPS = 30

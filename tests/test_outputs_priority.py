@@ -13,7 +13,7 @@ from stream_helpers import Pipe, redacted
 from edge.config_outputs import PreviewConfig, StreamOutConfig
 from edge.sinks.nice import NICER_BY
 from edge.sinks.preview import PreviewServer
-from edge.sinks.stream_out import StreamOut
+from edge.sinks.stream import StreamOut
 
 
 def niceness_of(name: str) -> int:

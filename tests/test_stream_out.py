@@ -49,7 +49,7 @@ from stream_helpers import (
 from edge.config_outputs import StreamOutConfig
 from edge.evaluate.protection import is_protected
 from edge.frames import RawFrame
-from edge.sinks.stream_out import StreamOut
+from edge.sinks.stream import StreamOut
 
 
 @pytest.fixture

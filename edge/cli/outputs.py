@@ -29,7 +29,7 @@ from edge.status import StatusBoard
 
 if TYPE_CHECKING:  # imported where used: a run without them never loads a server or a muxer
     from edge.sinks.preview import PreviewServer
-    from edge.sinks.stream_out import StreamOut
+    from edge.sinks.stream import StreamOut
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,7 @@ def open_outputs(
             board.outputs["preview"] = server.stats
             taps.append(server)
         if plan.stream is not None:
-            from edge.sinks.stream_out import StreamOut
+            from edge.sinks.stream import StreamOut
 
             stream = StreamOut(plan.stream.url, plan.stream, rate, _Events(trail))
             stdout = plan.stream.url == "-"

@@ -26,8 +26,8 @@ from edge.config_outputs import StreamOutConfig
 from edge.frames import Pixels, RedactedFrame
 from edge.sinks.base import OutputEvents, require_redacted
 from edge.sinks.nice import below_the_loop
-from edge.sinks.rtsp_push import TIME_BASE, Lost, Pusher
-from edge.sinks.stdout_out import StdoutLink
+from edge.sinks.stream.rtsp import TIME_BASE, Lost, Pusher
+from edge.sinks.stream.stdout import StdoutLink
 from edge.sinks.timeline import Timeline
 
 NAME = "stream"  # the output's name in OutputEvents and the audit log

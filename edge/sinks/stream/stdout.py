@@ -22,7 +22,7 @@ import av
 
 from edge.frames import Pixels
 from edge.sinks.h264 import add_h264_stream, video_frame
-from edge.sinks.rtsp_push import TIME_BASE, Lost, reason_of
+from edge.sinks.stream.rtsp import TIME_BASE, Lost, reason_of
 
 CHUNK = select.PIPE_BUF  # a pipe that poll() calls writable takes this much without blocking
 # MJPEG quality as FFmpeg's qscale (2 best .. 31 worst): crf is x264's and means nothing to it.

@@ -11,7 +11,7 @@ does (FFmpeg 8, PyAV 18; tests/test_stream_out.py shows the cure):
   reading makes each packet wait out the socket timeout, and the error is dropped. One frame's
   packets took a minute with a one-second timeout; nothing failed.
 
-So each connection is a child process (`python -c 'from edge.sinks.rtsp_push import child;
+So each connection is a child process (`python -c 'from edge.sinks.stream.rtsp import child;
 child()'`) that owns the encoder and the muxer, and is fed raw frames on its stdin: I420 (or BGR
 for odd sizes), each after its 8-byte timestamp in 1/90000 s. The parent writes to that pipe
 without blocking and judges the receiver by the pipe: no progress for `timeout_s` and the child
@@ -108,7 +108,7 @@ class Pusher:
             PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
         )
         self._proc = subprocess.Popen(
-            [sys.executable, "-c", "from edge.sinks.rtsp_push import child; child()"],
+            [sys.executable, "-c", "from edge.sinks.stream.rtsp import child; child()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
