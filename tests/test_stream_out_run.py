@@ -115,6 +115,8 @@ def test_stream_out_to_stdout_is_a_valid_stream_of_the_recorded_frames(
     assert (start["output"], start["bound"], start["protocol"]) == ("stream", "stdout", form)
     stop = next(r for r in recs if r["type"] == "output_stop")
     assert stop["frames"] == len(frames) and stop["dropped"] == 0
+    shown = veil("audit", "show", out / "veil-audit.jsonl")
+    assert f"stdout, {form}: {len(frames)} frames, 0 dropped" in shown.stdout, shown.stdout
 
 
 def received_indices(saved: dict[str, Any], out: Path) -> list[tuple[int, np.ndarray]]:

@@ -76,11 +76,13 @@ def render_tables(v: Verdict) -> str:
         [f.name, f.kind, str(f.frames), str(f.size), f.sha256[:16], "deleted" if f.deleted else ""]
         for f in v.files.values()
     ]
+    outputs = [[r.run[:8], name, what] for r in v.runs for name, what in r.outputs.items()]
     header = ["run", "started (UTC)", "status", "in", "out", "dropped", "obscured", "faces"]
     return "\n\n".join(
         [
             _table([*header, "files", "fail-closed"], runs),
             _table(["file", "kind", "frames", "bytes", "sha256", ""], files),
+            *([_table(["run", "output", "where, and what it sent"], outputs)] if outputs else []),
             "",
         ]
     )

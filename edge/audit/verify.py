@@ -23,6 +23,8 @@ from edge.audit.records import (
     RECORD_TYPES,
     FileClosed,
     FileDeleted,
+    OutputStart,
+    OutputStop,
     Record,
     RunStart,
     RunStop,
@@ -254,6 +256,15 @@ class _Scan:
         elif isinstance(record, FileDeleted):
             if record.name in v.files:
                 v.files[record.name].deleted = True
+        elif isinstance(record, OutputStart):
+            token = ", token" if record.token else ""
+            run.outputs[record.output] = f"{record.bound}, {record.protocol}{token}"
+        elif isinstance(record, OutputStop):
+            run.outputs[record.output] = (
+                f"{run.outputs.get(record.output, '?')}: {record.frames} frames, "
+                f"{record.dropped} dropped, {record.refused} refused, "
+                f"{record.reconnects} reconnects"
+            )
         elif isinstance(record, RunStop):
             summed = {name: run.counts[name] for name in COUNTS}
             stopped = {name: getattr(record, name) for name in COUNTS}
