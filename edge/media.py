@@ -57,7 +57,9 @@ def plan(src: Path, dst: Path | None, *, overwrite: bool = False) -> list[Job]:
         known = ", ".join(sorted(VIDEO_SUFFIXES | IMAGE_SUFFIXES))
         raise UsageError(f"{src}: unsupported file type {src.suffix or '(none)'} (known: {known})")
     target = dst if dst is not None else src.with_name(_default_name(src, kind))
-    if target.is_dir():
+    # A folder: one that exists, or a name without an extension (made when the output is
+    # written), as for a folder input; `-o out/x.mp4` names the file itself.
+    if target.is_dir() or (dst is not None and not dst.suffix and not dst.exists()):
         target = target / _default_name(src, kind)
     _check_output(src, target, kind, overwrite)
     return [Job(src, target, kind)]

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.errors import UsageError
+from edge.errors import OutputError, UsageError
 
 # Head-and-shoulders cut of astronaut(): rows 0..330, columns 100..360; the face box inside it
 # (brow to chin, ear to ear), drawn by hand.
@@ -111,9 +111,15 @@ def sample_frames(
 def write_sample(
     path: Path, *, width: int = 1280, height: int = 720, fps: int = 30, seconds: float = 3.0
 ) -> list[list[Box]]:
-    """Write the sample clip as H.264 MP4 and return the true face boxes of each frame."""
+    """Write the sample clip as H.264 MP4 (its folder made if missing) and return the true face
+    boxes of each frame. OutputError when it cannot be written."""
     truth: list[list[Box]] = []
-    with av.open(str(path), mode="w", format="mp4") as container:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        container = av.open(str(path), mode="w", format="mp4")
+    except (OSError, av.FFmpegError) as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    with container:
         stream: Any = container.add_stream("libx264", rate=Fraction(fps))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"crf": "18", "preset": "veryfast"}

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.audit.keys import load_or_create
 from edge.sample import Box, write_sample
 
 EVAL_DEV = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "dev"
@@ -24,6 +25,9 @@ GROUPS_DEV = EVAL_GROUPS  # one labelled face per image, with demographic labels
 # Runs make a device key on first use; the tests' key lives in a temporary folder, never in the
 # user's data folder. Set at import so that every `veil` child process inherits it.
 os.environ["VEIL_KEY_DIR"] = tempfile.mkdtemp(prefix="veil-test-keys-")
+# Made now, so that no test's output depends on whether an earlier one made it (the first run
+# prints a line saying it made the key). Tests of that line use their own --key-dir.
+load_or_create(Path(os.environ["VEIL_KEY_DIR"]))
 
 # Hand-drawn face box (x, y, w, h) of skimage.data.astronaut(): brow to chin, ear to ear.
 ASTRONAUT_FACE = (178.0, 60.0, 94.0, 122.0)

@@ -38,3 +38,16 @@ def test_single_file_default_names(tmp_path: Path) -> None:
     assert plan(tmp_path / "photo.jpeg", tmp_path / "x.jpg")[0].dst == tmp_path / "x.jpg"
     with pytest.raises(UsageError, match="keeps its format"):
         plan(tmp_path / "photo.jpeg", tmp_path / "x.png")
+
+
+def test_an_output_folder_is_the_same_whether_it_exists_or_not(tmp_path: Path) -> None:
+    (tmp_path / "clip.mp4").write_bytes(b"x")
+    (tmp_path / "there").mkdir()
+    clip = tmp_path / "clip.mp4"
+    assert plan(clip, tmp_path / "there")[0].dst == tmp_path / "there" / "clip.redacted.mp4"
+    # A name without an extension is a folder too, made when the output is written...
+    assert plan(clip, tmp_path / "new")[0].dst == tmp_path / "new" / "clip.redacted.mp4"
+    # ...and a name with one is the file, its folders made as needed.
+    assert plan(clip, tmp_path / "a" / "b.mp4")[0].dst == tmp_path / "a" / "b.mp4"
+    with pytest.raises(UsageError, match="name it .mp4"):
+        plan(clip, tmp_path / "out.txt")

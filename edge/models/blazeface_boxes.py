@@ -146,10 +146,20 @@ def rewrite(original: bytes) -> bytes:
     return rewritten
 
 
-def _run(model: bytes, x: np.ndarray) -> dict[str, np.ndarray]:
-    from ai_edge_litert.interpreter import Interpreter
+def _interpreter(model: bytes) -> Any:
+    """A plain interpreter for the fetch-time check: without the default XNNPACK delegate,
+    which would print an INFO line on every fetch and adds nothing to a one-off comparison."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    interpreter = Interpreter(model_content=model, num_threads=1)
+    return Interpreter(
+        model_content=model,
+        num_threads=1,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
+
+
+def _run(model: bytes, x: np.ndarray) -> dict[str, np.ndarray]:
+    interpreter = _interpreter(model)
     interpreter.allocate_tensors()
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
     interpreter.invoke()
@@ -160,9 +170,7 @@ def _run(model: bytes, x: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def _check_same_outputs(original: bytes, rewritten: bytes) -> None:
-    from ai_edge_litert.interpreter import Interpreter
-
-    shape = Interpreter(model_content=original).get_input_details()[0]["shape"]
+    shape = _interpreter(original).get_input_details()[0]["shape"]
     x = np.random.default_rng(0).uniform(-1.0, 1.0, size=shape).astype(np.float32)
     old = _run(original, x)
     new = _run(rewritten, x)
