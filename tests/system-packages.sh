@@ -17,6 +17,7 @@ packages=(
   gstreamer1.0-plugins-ugly   # x264enc
   chromium                    # the preview page in a real browser (tests/test_preview_browser.py)
   fonts-dejavu-core           # text for Chromium's screenshots
+  systemd                     # systemd-analyze: verify and score deploy/veil.service
 )
 
 missing=()

@@ -40,6 +40,9 @@ class Reconnecting:
         self.rate: Fraction | None = None
         self.connected = False
         self.losses = 0
+        # Every try to open, over the run: the service watchdog counts them as progress, so a
+        # camera being reopened with backoff is not mistaken for a hung loop (edge/notify.py).
+        self.attempts = 0
         self._index = 0
         self._skipped_before = 0  # by sources closed since
 
@@ -56,6 +59,7 @@ class Reconnecting:
         attempts = 0
         while not self._clock.stop.is_set():
             attempts += 1
+            self.attempts += 1
             try:
                 source = self._opener()
             except SourceLost as exc:

@@ -12,7 +12,7 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
@@ -24,6 +24,7 @@ from edge.capture.live import RunClock
 from edge.capture.spec import OpenOptions, SourceSpec, open_source, parse_spec
 from edge.cli.outputs import open_outputs, plan_outputs
 from edge.cli.redact_cmd import seal_for
+from edge.cli.service import supervised
 from edge.config import Config, load_config
 from edge.detect import build_detector
 from edge.errors import UsageError
@@ -183,7 +184,7 @@ def run_command(args: RunArgs) -> int:
 
         rate = Fraction(cfg.live.fps).limit_denominator(1001)
 
-        def record(taps: list[Tap]) -> None:
+        def record(taps: list[Tap], on_frame: Callable[[], None] | None) -> None:
             detector = build_detector(cfg.detector, sweep=(cfg.live.sweep, cfg.live.whole_every))
             sink = SegmentSink(out, cfg.record, events, rate=rate, seal=seal_for(cfg, key))
             sink.recover(logged_files(log_path))
@@ -201,6 +202,7 @@ def run_command(args: RunArgs) -> int:
                 Redactor(cfg.redact),
                 sink,
                 cfg.track,
+                on_frame=on_frame,
                 observe=trail.observe,
                 report=report,
                 realtime=Realtime.of(cfg.live) if source.live else None,
@@ -211,8 +213,11 @@ def run_command(args: RunArgs) -> int:
 
         with trail.stopping() as outcome, _stopped_by_signals(clock):
             try:
-                with open_outputs(outputs, cfg, key_folder, trail, board, rate) as taps:
-                    record(taps)
+                with (
+                    open_outputs(outputs, cfg, key_folder, trail, board, rate) as taps,
+                    supervised(report, board, cfg.live) as on_frame,
+                ):
+                    record(taps, on_frame)
                 outcome.status = "fail-closed" if report.obscured else "ok"
             finally:
                 clock.stop.set()  # ends the --duration timer's purpose, and the status loop's
