@@ -95,6 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     url.add_argument("--preview", metavar="HOST:PORT", help="as for `veil run --preview`")
     url.add_argument("--key-dir", type=Path, help="the device key's folder (as for run)")
 
+    doctor = sub.add_parser(
+        "doctor", help="check this device (libraries, models, keys, disk, clock, sandbox)"
+    )
+    doctor.add_argument("--config", type=Path, help="the profile `veil run` uses")
+    doctor.add_argument("--key-dir", type=Path, help="the device key's folder (as for run)")
+    doctor.add_argument(
+        "--output-dir", type=Path, help="the folder `veil run` records into (default: recordings)"
+    )
+    doctor.add_argument("--json", action="store_true", help="print the results as JSON")
+
     status = sub.add_parser("status", help="show a live run's status file")
     status.add_argument(
         "file", type=Path, nargs="?", default=Path("recordings/status.json"), help="status.json"
@@ -239,6 +249,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from edge.cli.outputs import preview_url_command
 
         return preview_url_command(args.config, args.preview, args.key_dir)
+    if args.command == "doctor":
+        from edge.cli.doctor_cmd import doctor_command
+
+        return doctor_command(args.config, args.key_dir, args.output_dir, as_json=args.json)
     if args.command == "status":
         from edge.cli.status_cmd import status_command
 

@@ -54,11 +54,16 @@ _CLOCKS = {
 class Picamera2:
     """FAKE of picamera2.Picamera2 (one camera, video use)."""
 
+    @staticmethod
+    def global_camera_info() -> list[dict[str, Any]]:
+        """The attached cameras, as the real static method lists them: none when ABSENT."""
+        cameras = 0 if os.environ.get("VEIL_FAKE_PICAMERA2_ABSENT") == "1" else 1
+        return [{"Model": "fake-imx708", "Num": n} for n in range(cameras)]
+
     def __init__(self, camera_num: int = 0, **_: Any) -> None:
         self.is_open = False
-        cameras = 0 if os.environ.get("VEIL_FAKE_PICAMERA2_ABSENT") == "1" else 1
         # The real one looks the number up in global_camera_info(): an IndexError if absent.
-        info = [{"Model": "fake-imx708", "Num": n} for n in range(cameras)]
+        info = self.global_camera_info()
         self.camera_idx = int(info[camera_num]["Num"])
         if self.camera_idx in _IN_USE:
             raise RuntimeError("Camera __init__ sequence did not complete.")
