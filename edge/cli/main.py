@@ -30,9 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     redact = sub.add_parser("redact", help="redact faces in a video, an image or a folder of them")
     redact.add_argument(
-        "input", type=Path, help="video (mp4/mov/mkv/avi), image (jpg/png) or folder"
+        "input", type=Path, help="video (mp4/m4v/mov/mkv/avi), image (jpg/jpeg/png) or folder"
     )
-    redact.add_argument("-o", "--output", type=Path, help="output file or folder")
+    redact.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="output folder (made if missing; a name without an extension is a folder), or for "
+        "one input its file name, e.g. out/clip.mp4",
+    )
     redact.add_argument("--config", type=Path, help="TOML profile, e.g. configs/recorded.toml")
     redact.add_argument(
         "--overwrite", action="store_true", help="replace existing outputs (never an input)"
