@@ -115,6 +115,15 @@ def zero_byte_jpg(tmp: Path, m: Media) -> tuple[Args, Path]:
     return ["redact", src, "-o", tmp / "out.jpg"], tmp / "out.jpg"
 
 
+def header_only_jpg(tmp: Path, m: Media) -> tuple[Args, Path]:
+    """A JPEG cut off inside its header: bytes, but no picture (not "empty")."""
+    src = tmp / "cut.jpg"
+    ok, jpeg = cv2.imencode(".jpg", cv2.imread(str(m.face_png)))
+    assert ok
+    src.write_bytes(jpeg.tobytes()[:100])
+    return ["redact", src, "-o", tmp / "out.jpg"], tmp / "out.jpg"
+
+
 def unwritable_folder(tmp: Path, m: Media) -> tuple[Args, Path]:
     src = _copy(m.face_png, tmp / "face.png")
     if os.geteuid() != 0:
@@ -187,12 +196,13 @@ class Case:
 
 CASES = {
     "missing-input": Case(missing_input, 2, "nothere.mp4"),
-    "text-named-mp4": Case(text_as_mp4, 1, "notes.mp4"),
+    "text-named-mp4": Case(text_as_mp4, 1, "notes.mp4: not a readable video (Invalid data"),
     "truncated-mp4": Case(truncated_mp4, 1, "cut.mp4"),
     "truncated-faststart-half": Case(truncated_faststart_half, 1, "cut.mp4"),
     "truncated-faststart-late": Case(truncated_faststart_late, 1, "cut.mp4"),
     "truncated-on-frame-boundary": Case(truncated_on_frame_boundary, 1, "cut.mp4"),
-    "zero-byte-jpg": Case(zero_byte_jpg, 1, "empty.jpg"),
+    "zero-byte-jpg": Case(zero_byte_jpg, 1, "the file is empty"),
+    "header-only-jpg": Case(header_only_jpg, 1, "cut short"),
     "unwritable-output-folder": Case(unwritable_folder, 1, "unwritable"),
     "output-is-input": Case(output_is_input, 2, "clip.mp4"),
     "output-is-input-via-dotdot": Case(output_is_input_spelled_differently, 2, "clip.mp4"),
@@ -238,6 +248,7 @@ def test_bad_input_fails_cleanly(case: Case, media: Media, workdir: Path) -> Non
     assert len(lines) == 1, f"expected one error line, got {lines!r}"
     assert lines[0].startswith("veil: error:") and lines[0].strip() != "veil: error:", lines
     assert case.mentions in lines[0]
+    assert "[Errno" not in lines[0]  # words, not FFmpeg's error codes
     assert result.stdout == ""
     # No output under its final name, no hidden partial file, no input touched or removed.
     assert not must_not_exist.exists()

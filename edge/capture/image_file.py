@@ -23,9 +23,11 @@ class ImageFileSource:
             data = np.fromfile(path, dtype=np.uint8)
         except OSError as exc:
             raise MediaError(f"{path}: cannot read ({exc.strerror})") from None
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        if not data.size:
+            raise MediaError(f"{path}: the file is empty")
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
         if image is None:
-            raise MediaError(f"{path}: empty or not a readable image")
+            raise MediaError(f"{path}: not a readable image (damaged, cut short, or not JPEG/PNG)")
         self._image: Pixels = np.asarray(image, dtype=np.uint8)
         self.height, self.width = int(image.shape[0]), int(image.shape[1])
 

@@ -126,5 +126,10 @@ def to_bgr(frame: Any) -> Pixels:
 
 
 def _reason(exc: BaseException) -> str:
+    # PyAV's errors (and OSErrors) carry FFmpeg's error code as an errno and repeat the path in
+    # str() ("[Errno 1094995529] Invalid data found when processing input: '…'"): the words.
+    words = getattr(exc, "strerror", None)
+    if isinstance(words, str) and words:
+        return words
     text = str(exc).strip().splitlines()
     return text[-1] if text else type(exc).__name__
