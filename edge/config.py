@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import (
+    BaseModel,
     Field,
     ValidationError,
     field_validator,
@@ -20,6 +21,7 @@ from pydantic import (
 )
 
 from edge.config_base import Closed as _Closed
+from edge.config_errors import plain
 from edge.config_lines import key_lines, line_of
 from edge.config_live import LiveConfig, RecordConfig
 from edge.config_outputs import PreviewConfig, StreamOutConfig
@@ -50,6 +52,8 @@ else:  # pragma: no cover
 
 
 Backend = Literal["centerface", "blazeface"]
+# onnxruntime execution providers CenterFace may ask for, best first; CPU is the fallback.
+Provider = Literal["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
 class CenterFaceConfig(_Closed):
@@ -90,6 +94,23 @@ class CenterFaceConfig(_Closed):
         description="frame pixels each fine region reaches into its neighbours: a face up to "
         "twice this lies whole inside one region (larger ones are the whole-frame pass's)",
     )
+
+    providers: tuple[Provider, ...] = Field(
+        ("CPUExecutionProvider",),
+        min_length=1,
+        description="onnxruntime execution providers to ask for, best first, ending with "
+        "CPUExecutionProvider (the fallback). One this onnxruntime lacks is skipped with a "
+        "warning, and the audit log records the one that runs",
+    )
+
+    @field_validator("providers")
+    @classmethod
+    def _cpu_last(cls, value: tuple[Provider, ...]) -> tuple[Provider, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("each provider may appear once")
+        if value[-1] != "CPUExecutionProvider":
+            raise ValueError("the last provider must be CPUExecutionProvider, the fallback")
+        return value
 
     @field_validator("fine_grid")
     @classmethod
@@ -260,10 +281,13 @@ class Config(_Closed):
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
 
 
-def first_problem(exc: ValidationError) -> str:
-    """The first validation error as one line: `dotted.location: message`."""
+_SHOWN_PROBLEMS = 3  # problems on `veil run`'s or `veil redact`'s one error line
+
+
+def first_problem(exc: ValidationError, root: type[BaseModel] | None = None) -> str:
+    """The first validation error as one line: `dotted.location: message` in plain words."""
     first = exc.errors()[0]
-    return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return f"{'.'.join(str(p) for p in first['loc'])}: {plain(first, root)}"
 
 
 def _read(path: Path) -> tuple[str, dict[str, object]]:
@@ -290,7 +314,7 @@ def config_problems(path: Path) -> list[str]:
         for error in exc.errors():
             line = line_of(lines, tuple(error["loc"]))
             where = f"{path}:{line}" if line is not None else str(path)
-            out.append(f"{where}: {'.'.join(str(p) for p in error['loc'])}: {error['msg']}")
+            out.append(f"{where}: {'.'.join(str(p) for p in error['loc'])}: {plain(error, Config)}")
         return out
     return []
 
@@ -302,10 +326,12 @@ def load_config(path: Path | None) -> Config:
     try:
         return Config.model_validate(raw)
     except ValidationError:
+        # Every problem on the one error line, up to a few: fixing one at a time is slow.
         problems = config_problems(path)
+        shown = _SHOWN_PROBLEMS
         more = (
-            f" (and {len(problems) - 1} more: `veil check-config {path}`)"
-            if len(problems) > 1
+            f" (and {len(problems) - shown} more: `veil check-config {path}`)"
+            if len(problems) > shown
             else ""
         )
-        raise ConfigError(problems[0] + more) from None
+        raise ConfigError("; ".join(problems[:shown]) + more) from None

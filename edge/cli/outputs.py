@@ -61,7 +61,8 @@ def plan_outputs(cfg: Config, preview: str | None, stream_out: str | None) -> Ou
             stream = StreamOutConfig.model_validate({**cfg.stream_out.model_dump(), "url": url})
         except ValidationError as exc:
             # Never the URL itself: it may hold a password.
-            raise UsageError(f"--stream-out: {first_problem(exc).partition(': ')[2]}") from None
+            why = first_problem(exc, StreamOutConfig).partition(": ")[2]
+            raise UsageError(f"--stream-out: {why}") from None
     return OutputPlan(where, stream)
 
 
