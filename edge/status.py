@@ -94,6 +94,8 @@ class StatusBoard:
         self.source_state: object | None = None
         self.storage_full = False
         self.segments = 0
+        # The onnxruntime execution provider CenterFace runs on, once the detector is built.
+        self.detector_provider: str | None = None
         self.state: State = "running"
         # Side outputs (the preview, the stream out) by name: their counts, shown as `outputs`.
         self.outputs: dict[str, Callable[[], dict[str, int]]] = {}
@@ -151,6 +153,7 @@ class StatusBoard:
             "faces": r.faces,
             "latency_ms": _recent(r.latency),
             "detect_ms": detect,
+            "detector_provider": self.detector_provider,
             # The whole run's (its last 100,000 frames), once it has stopped.
             "run_latency_ms": _whole(r.latency) if self.state == "stopped" else None,
             "run_detect_ms": _whole(r.detect) if self.state == "stopped" else None,

@@ -219,7 +219,8 @@ SCALARS = {int, float, bool, str, type(None)}
 
 
 def _allowed(annotation: Any, path: str) -> None:
-    """Scalars and Literals; a dict of str to scalars; a tuple of ModelRef. Nothing else."""
+    """Scalars and Literals; a dict of str to scalars; a tuple of ModelRef or of a Literal's
+    names. Nothing else."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is typing.Annotated:
@@ -236,7 +237,13 @@ def _allowed(annotation: Any, path: str) -> None:
         # free keys could spell out coordinates.
         assert not _is_number(args[1]) or args[0] == Cause, f"{path}: a dict of numbers"
     elif origin is tuple:
-        assert args == (ModelRef, Ellipsis), f"{path}: only a tuple of ModelRef is allowed"
+        # A tuple of ModelRef, or of names from a closed Literal (execution providers).
+        closed = typing.get_origin(args[0]) is Literal and len(args) == 2 and args[1] is Ellipsis
+        assert args == (ModelRef, Ellipsis) or closed, (
+            f"{path}: only a tuple of ModelRef is allowed"
+        )
+        if closed:
+            _allowed(args[0], path + "[]")
     elif isinstance(annotation, type) and issubclass(annotation, BaseModel):
         assert annotation is ModelRef, path
         for name, info in annotation.model_fields.items():

@@ -42,6 +42,8 @@ Status = Literal["ok", "fail-closed", "error", "interrupted"]
 # The counts a `summary` holds since the previous one, and a `run_stop` in total.
 COUNTS = ("frames_in", "frames_out", "dropped", "obscured", "faces")
 Millis = Annotated[float, Field(ge=0.0)]
+# The onnxruntime execution providers a run may name (the config's allow-list).
+ProviderName = Literal["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
 class _Record(BaseModel):
@@ -82,6 +84,17 @@ class RunStart(_Record):
     torn_bytes: Count
     torn_sha256: Hex64 | None
     unclosed_run: Hex32 | None
+
+
+class DetectorReady(_Record):
+    """A detector was built: what CenterFace actually runs on, and the providers the config
+    asked for that it does not (a fallback, e.g. no CUDA). `provider` is None for a detector
+    without CenterFace. Written once per detector, after the run_start."""
+
+    type: Literal["detector_ready"]
+    detector: Annotated[str, StringConstraints(pattern=r"^[a-z0-9+-]{1,80}$")]
+    provider: ProviderName | None
+    fallback: tuple[ProviderName, ...]
 
 
 class Summary(_Record):
@@ -219,6 +232,7 @@ class RunStop(_Record):
 
 Record = (
     RunStart
+    | DetectorReady
     | Summary
     | FileClosed
     | FileDiscarded
@@ -234,6 +248,7 @@ Record = (
 )
 RECORD_TYPES: dict[str, type[_Record]] = {
     "run_start": RunStart,
+    "detector_ready": DetectorReady,
     "summary": Summary,
     "file_closed": FileClosed,
     "file_discarded": FileDiscarded,

@@ -82,7 +82,7 @@ def render_tables(v: Verdict) -> str:
         [
             _table([*header, "files", "fail-closed"], runs),
             _table(["file", "kind", "frames", "bytes", "sha256", ""], files),
-            *([_table(["run", "output", "where, and what it sent"], outputs)] if outputs else []),
+            *([_table(["run", "what", "on, where to, what it sent"], outputs)] if outputs else []),
             "",
         ]
     )

@@ -24,7 +24,7 @@ from edge import __version__
 from edge.audit.log import AuditLog
 from edge.audit.records import COUNTS, Output, Status
 from edge.config import Config
-from edge.detect import model_names
+from edge.detect import FaceDetector, model_names, providers_of
 from edge.digest import sha256_bytes
 from edge.models.manifest import load_manifest
 from edge.pipeline import RunReport
@@ -111,6 +111,14 @@ class AuditTrail:
             unclosed_run=tail.unclosed_run,
         )
         self.log.sync()
+
+    def detector_ready(self, detector: FaceDetector) -> None:
+        """Once per detector built: the execution provider it runs on and any fallback."""
+        provider, fallback = providers_of(detector)
+        with self._lock:
+            self._append(
+                "detector_ready", detector=detector.name, provider=provider, fallback=fallback
+            )
 
     def observe(self, report: RunReport) -> None:
         """Called once per frame (and, live, once a second): writes a summary when one is due."""

@@ -36,8 +36,8 @@ class RunInfo:
     counts: Counter[str] = field(default_factory=Counter)
     fail_closed: Counter[str] = field(default_factory=Counter)
     files: int = 0
-    # The side outputs it opened (preview, stream): where to (address class) and, once they
-    # stopped, what they sent and refused.
+    # What ran beside the counts: each detector's onnxruntime provider, and the side outputs
+    # it opened (preview, stream) with where to (address class) and what they sent and refused.
     outputs: dict[str, str] = field(default_factory=dict)
 
 

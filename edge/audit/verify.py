@@ -21,6 +21,7 @@ from edge.audit.records import (
     COUNTS,
     GENESIS,
     RECORD_TYPES,
+    DetectorReady,
     FileClosed,
     FileDeleted,
     OutputStart,
@@ -256,6 +257,10 @@ class _Scan:
         elif isinstance(record, FileDeleted):
             if record.name in v.files:
                 v.files[record.name].deleted = True
+        elif isinstance(record, DetectorReady):
+            fell = ", ".join(record.fallback)
+            shown = f"{record.provider or '-'}" + (f" (asked for {fell}: missing)" if fell else "")
+            run.outputs.setdefault(f"detector {record.detector}", shown)
         elif isinstance(record, OutputStart):
             token = ", token" if record.token else ""
             run.outputs[record.output] = f"{record.bound}, {record.protocol}{token}"

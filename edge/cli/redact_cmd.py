@@ -13,7 +13,7 @@ from edge.audit.keys import check_outside, default_key_dir
 from edge.capture import FrameSource, ImageFileSource, VideoFileSource
 from edge.cli.progress import terminal_size
 from edge.config import Config, load_config
-from edge.detect import FaceDetector, build_detector
+from edge.detect import FaceDetector, build_detector, fallback_warning, providers_of
 from edge.digest import sha256_file
 from edge.errors import MediaError, UsageError, VeilError
 from edge.loop import run, video_sink_for
@@ -22,6 +22,7 @@ from edge.pipeline import RunReport
 from edge.redact import Redactor
 from edge.sinks import ImageFileSink, Sink
 from edge.sinks.atomic import Seal
+from edge.status import StatusBoard
 
 
 class Runner:
@@ -37,7 +38,9 @@ class Runner:
 
     def detector(self, kind: str) -> FaceDetector:
         if kind not in self._detectors:
-            self._detectors[kind] = build_detector(self.cfg.detector, still=kind == "image")
+            detector = build_detector(self.cfg.detector, still=kind == "image")
+            announce_detector(detector, self.trail)
+            self._detectors[kind] = detector
         return self._detectors[kind]
 
     def run_job(self, job: Job, show_progress: bool) -> RunReport:
@@ -95,7 +98,10 @@ class Runner:
 
 
 def _summary(job: Job, report: RunReport) -> str:
-    text = f"{job.src} -> {job.dst}: {report.frames_out} frame(s), {report.faces} face(s) redacted"
+    # Masks, not faces: one face on 120 frames is 120 masks (Veil never counts people).
+    text = (
+        f"{job.src} -> {job.dst}: {report.frames_out} frame(s), {report.faces} face mask(s) drawn"
+    )
     if job.kind == "video":
         fps = report.frames_out / report.seconds if report.seconds else 0.0
         text += f", {fps:.1f} frames/s, audio and metadata dropped"
@@ -147,6 +153,19 @@ def redact_command(
         )
         return 1
     return 3 if obscured else 0
+
+
+def announce_detector(
+    detector: FaceDetector, trail: AuditTrail, board: StatusBoard | None = None
+) -> None:
+    """Once a detector is built: its execution provider into the audit log (a `detector_ready`
+    record) and the status board, and a fallback from the configured provider onto stderr."""
+    trail.detector_ready(detector)
+    if board is not None:
+        board.detector_provider = providers_of(detector)[0]
+    warning = fallback_warning(detector)
+    if warning is not None:
+        print(warning, file=sys.stderr)
 
 
 def seal_for(cfg: Config, key: DeviceKey) -> Seal | None:

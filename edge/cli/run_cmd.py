@@ -23,7 +23,7 @@ from edge.audit.keys import check_outside, default_key_dir
 from edge.capture.live import RunClock
 from edge.capture.spec import OpenOptions, SourceSpec, open_source, parse_spec
 from edge.cli.outputs import open_outputs, plan_outputs
-from edge.cli.redact_cmd import seal_for
+from edge.cli.redact_cmd import announce_detector, seal_for
 from edge.cli.service import supervised
 from edge.config import Config, load_config
 from edge.detect import build_detector
@@ -186,6 +186,7 @@ def run_command(args: RunArgs) -> int:
 
         def record(taps: list[Tap], on_frame: Callable[[], None] | None) -> None:
             detector = build_detector(cfg.detector, sweep=(cfg.live.sweep, cfg.live.whole_every))
+            announce_detector(detector, trail, board)
             sink = SegmentSink(out, cfg.record, events, rate=rate, seal=seal_for(cfg, key))
             sink.recover(logged_files(log_path))
             opts = OpenOptions(realtime=args.realtime, loop=args.loop)

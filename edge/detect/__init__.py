@@ -28,6 +28,7 @@ def _centerface(cfg: DetectorConfig, still: bool, sweep: tuple[int, int]) -> Fac
         fine_scale=fine,
         sweep=regions,
         threads=cfg.threads,
+        providers=own.providers,
     )
 
 
@@ -80,4 +81,33 @@ def build_detector(
     return Ensemble(members)
 
 
-__all__ = ["DETECTORS", "Detections", "FaceDetector", "build_detector", "model_names"]
+def providers_of(detector: FaceDetector) -> tuple[str | None, tuple[str, ...]]:
+    """(the onnxruntime provider CenterFace runs on, the providers asked for that do not run);
+    (None, ()) for a detector without CenterFace (BlazeFace runs on LiteRT's CPU kernels)."""
+    for member in getattr(detector, "members", (detector,)):
+        provider = getattr(member, "provider", None)
+        if isinstance(provider, str):
+            return provider, tuple(getattr(member, "fallback", ()))
+    return None, ()
+
+
+def fallback_warning(detector: FaceDetector) -> str | None:
+    """The one stderr line a provider fallback gets; None when the first one asked for runs."""
+    provider, fallback = providers_of(detector)
+    if not fallback:
+        return None
+    verb = "is" if len(fallback) == 1 else "are"
+    return (
+        f"veil: warning: {', '.join(fallback)} {verb} not available; CenterFace runs on {provider}"
+    )
+
+
+__all__ = [
+    "DETECTORS",
+    "Detections",
+    "FaceDetector",
+    "build_detector",
+    "fallback_warning",
+    "model_names",
+    "providers_of",
+]

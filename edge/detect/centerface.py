@@ -10,6 +10,7 @@ gives log box size and `offset` the sub-cell position, both in units of the heat
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,6 +27,7 @@ from edge.errors import ModelError
 from edge.frames import Pixels
 from edge.models import verified_model_bytes
 
+CPU = "CPUExecutionProvider"
 _STRIDE = 4
 _ALIGN = 32
 # Tiles overlap by this many model-input pixels: more than the largest face the fine pass is for.
@@ -46,9 +48,12 @@ class CenterFace:
         tile_side: int = 1536,
         sweep: Sweep | None = None,
         threads: int = 0,
+        providers: Sequence[str] = (CPU,),
     ) -> None:
         """Still images: `fine_scale` with tiles of `tile_side` model pixels. Video frames:
-        `fine_scale` with the regions of `sweep` (each call searches the next share)."""
+        `fine_scale` with the regions of `sweep` (each call searches the next share).
+        `providers`: onnxruntime execution providers, best first; after construction
+        `provider` is the one that runs and `fallback` those asked for that do not."""
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
         if max_side < _ALIGN:
@@ -62,7 +67,13 @@ class CenterFace:
         self.sweep = sweep
         self.threads = inference_threads(threads)
         self._model = verified_model_bytes("centerface")
-        self._session = _session(self._model, self.threads)
+        self.providers = tuple(providers) if providers else (CPU,)
+        self._session = _session(self._model, self.threads, self.providers)
+        running = tuple(self._session.get_providers())
+        self.provider: str = running[0] if running else CPU
+        # Asked for, but not what runs: unavailable in this onnxruntime, or dropped by it (a
+        # CUDA provider without its libraries). Never silent: see `edge.detect.fallback_warning`.
+        self.fallback = tuple(name for name in self.providers if name not in running)
         # A frame with several passes runs them side by side, one thread each: on 2 cores that
         # is 1.9x the throughput, where one pass on 2 intra-op threads is 1.2-1.5x (README).
         self._single: Any = None
@@ -106,7 +117,7 @@ class CenterFace:
             parts = [self._pass(self._session, *job[:3]) for job in jobs]
         else:
             if self._pool is None:
-                self._single = _session(self._model, 1)
+                self._single = _session(self._model, 1, self.providers)
                 self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="centerface")
             session = self._single
             parts = list(self._pool.map(lambda job: self._pass(session, *job[:3]), jobs))
@@ -144,7 +155,7 @@ def _aligned(length: float) -> int:
     return max(_ALIGN, round(length / _ALIGN) * _ALIGN)
 
 
-def _session(model: bytes, threads: int) -> Any:
+def _session(model: bytes, threads: int, providers: Sequence[str]) -> Any:
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -153,8 +164,10 @@ def _session(model: bytes, threads: int) -> Any:
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # Idle worker threads would spin and take the cores that decoding and encoding need.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    available = set(ort.get_available_providers())
+    asked = [name for name in providers if name in available] or [CPU]
     try:
-        return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(model, opts, providers=asked)
     except Exception as exc:  # onnxruntime raises its own untyped errors
         raise ModelError(f"onnxruntime cannot load CenterFace: {exc}") from None
 
