@@ -240,8 +240,13 @@ def _summary(report: RunReport, log_path: Path) -> str:
     text = (
         f"veil: {report.frames_in} frame(s) in, {report.frames_out} recorded, "
         f"{report.dropped} dropped, {report.obscured} fully obscured; "
-        f"latency p50 {report.latency.percentile(50):.0f} ms, "
-        f"p99 {report.latency.percentile(99):.0f} ms; audit log {log_path}"
+        + (
+            f"latency p50 {report.latency.percentile(50):.0f} ms, "
+            f"p99 {report.latency.percentile(99):.0f} ms"
+            if report.latency.count
+            else "no latency (no frame recorded)"
+        )
+        + f"; audit log {log_path}"
     )
     if report.failures:
         text += " (" + ", ".join(f"{k} x{v}" for k, v in sorted(report.failures.items())) + ")"

@@ -55,25 +55,25 @@ def check_opencv(context: Context) -> Result:
     if not gstreamer:
         levels.append("warn")
         fixes.append(
-            "only Jetson CSI and gst: sources need GStreamer; for those, use an OpenCV built "
-            "with it (python3-opencv, JetPack's) in a --system-site-packages venv"
+            "GStreamer: only Jetson CSI cameras and gst: sources need it; for those, use an "
+            "OpenCV built with it (JetPack's, or python3-opencv) in a --system-site-packages venv"
         )
     # Names kept as strings: Veil's code never names these APIs (tests/test_architecture.py).
     if hasattr(cv2, "face"):
         levels.append("warn")
         details.append("opencv-contrib build: ships face recognition (cv2.face)")
         fixes.append(
-            "Veil never uses cv2.face; prefer `pip uninstall opencv-contrib-python` and "
+            "cv2.face: Veil never uses it; `pip uninstall opencv-contrib-python` and "
             "`pip install opencv-python-headless`"
         )
     if hasattr(cv2, "FaceRecognizerSF"):
         levels.append("warn")
         details.append("ships face recognition (FaceRecognizerSF)")
         fixes.append(
-            "none needed: stock OpenCV >= 4.5.4 wheels (headless too) all have it; Veil never "
-            "calls it (tests/test_architecture.py)"
+            "FaceRecognizerSF: nothing to do: every stock OpenCV wheel since 4.5.4 has it, "
+            "headless too, and Veil never calls it (tests/test_architecture.py)"
         )
-    return Result("opencv", worst(*levels), ", ".join(details), "; ".join(fixes))
+    return Result("opencv", worst(*levels), ", ".join(details), " | ".join(fixes))
 
 
 def check_onnxruntime(context: Context) -> Result:
