@@ -58,12 +58,6 @@ def write_profile(folder: Path, name: str, text: str) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def source_frames(clip: Clip) -> list[np.ndarray]:
     with av.open(str(clip.path)) as container:
         return [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]

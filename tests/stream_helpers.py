@@ -74,12 +74,6 @@ def redacted_clip() -> list[RedactedFrame]:
     return [redacted(i) for i in range(CLIP)]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def url(port: int) -> str:
     return f"rtsp://veil:{SECRET}@127.0.0.1:{port}/veil"
 

@@ -30,8 +30,10 @@ PI = REPO / "deploy" / "raspberry-pi" / "install.sh"
 JETSON = REPO / "deploy" / "jetson" / "install.sh"
 BASE_PYTHON = Path(getattr(sys, "_base_executable", sys.executable))
 
+# Off CI, a machine without bash skips these; on CI (CI=true) they run, and fail, instead.
 pytestmark = pytest.mark.skipif(
-    shutil.which("bash") is None or not BASE_PYTHON.exists(), reason="needs bash and python"
+    os.environ.get("CI") != "true" and (shutil.which("bash") is None or not BASE_PYTHON.exists()),
+    reason="needs bash and a base python3 for the installers",
 )
 
 

@@ -14,7 +14,6 @@ from outputs_helpers import (
     FAST,
     THOROUGH,
     assert_protected,
-    free_port,
     get,
     mjpeg_parts,
     source_frames,
@@ -25,6 +24,7 @@ from outputs_helpers import (
 from test_run_cli import records, spawn, verify
 
 from conftest import Clip, veil
+from edge.bench_client import free_port
 
 
 @pytest.mark.slow

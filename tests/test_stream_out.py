@@ -34,7 +34,6 @@ from stream_helpers import (
     Receiver,
     SilentServer,
     assert_redacted,
-    free_port,
     matched,
     noise,
     redacted,
@@ -46,6 +45,7 @@ from stream_helpers import (
     wait_for,
 )
 
+from edge.bench_client import free_port
 from edge.config_outputs import StreamOutConfig
 from edge.evaluate.protection import is_protected
 from edge.frames import RawFrame

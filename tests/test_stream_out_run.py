@@ -21,7 +21,6 @@ from outputs_helpers import (
     FAST,
     THOROUGH,
     assert_protected,
-    free_port,
     source_frames,
     write_profile,
 )
@@ -29,6 +28,7 @@ from stream_helpers import NO_PTS, Receiver
 from test_run_cli import records, spawn, verify
 
 from conftest import Clip, veil
+from edge.bench_client import free_port
 
 
 def decoded(container: av.container.InputContainer) -> list[tuple[float, np.ndarray]]:

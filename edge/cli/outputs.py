@@ -107,7 +107,7 @@ def open_outputs(
     with ExitStack() as stack:
         if plan.preview is not None:
             server = _start_preview(plan.preview, cfg, key_folder, trail, board)
-            stack.callback(_stop_preview, server, trail, board)
+            stack.callback(_stop, "preview", server, trail, board)
             board.outputs["preview"] = server.stats
             taps.append(server)
         if plan.stream is not None:
@@ -115,13 +115,13 @@ def open_outputs(
 
             stream = StreamOut(plan.stream.url, plan.stream, rate, _Events(trail))
             stdout = plan.stream.url == "-"
-            protocol = plan.stream.stdout_format if stdout else urlsplit(plan.stream.url).scheme
+            url = urlsplit(plan.stream.url)
             stream.start()
-            stack.callback(_stop_stream, stream, trail, board)
+            stack.callback(_stop, "stream", stream, trail, board)
             trail.output_start(
                 "stream",
-                "stdout" if stdout else _address_class(urlsplit(plan.stream.url).hostname),
-                protocol,
+                "stdout" if stdout else _address_class(url.hostname),
+                plan.stream.stdout_format if stdout else url.scheme,
             )
             board.outputs["stream"] = stream.stats
             taps.append(stream)
@@ -155,28 +155,19 @@ def _start_preview(
     return server
 
 
-def _stop_preview(server: PreviewServer, trail: AuditTrail, board: StatusBoard) -> None:
-    server.close()
-    stats = server.stats()
-    board.outputs.pop("preview", None)
+def _stop(
+    output: Output, tap: PreviewServer | StreamOut, trail: AuditTrail, board: StatusBoard
+) -> None:
+    """Close an output and log what it did: frames served (preview) or sent (stream), and
+    whichever of dropped, refused and reconnects it counts (the others are 0)."""
+    tap.close()
+    stats = tap.stats()
+    board.outputs.pop(output, None)
     trail.output_stop(
-        "preview",
-        frames=stats.get("served", 0),
-        dropped=0,
-        refused=stats.get("refused", 0),
-        reconnects=0,
-    )
-
-
-def _stop_stream(stream: StreamOut, trail: AuditTrail, board: StatusBoard) -> None:
-    stream.close()
-    stats = stream.stats()
-    board.outputs.pop("stream", None)
-    trail.output_stop(
-        "stream",
-        frames=stats.get("sent", 0),
+        output,
+        frames=stats.get("served", stats.get("sent", 0)),
         dropped=stats.get("dropped", 0),
-        refused=0,
+        refused=stats.get("refused", 0),
         reconnects=stats.get("reconnects", 0),
     )
 
