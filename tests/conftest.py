@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -194,3 +195,19 @@ def tmpfs(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
             # Lazily if a failed test still holds a file open there: never leave a mount behind.
             if subprocess.run(["umount", str(point)], capture_output=True).returncode != 0:
                 subprocess.run(["umount", "-l", str(point)], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Chromium (Debian's), one per test module."""
+    from browser_helpers import chromium_path
+
+    path = chromium_path()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            launched.close()

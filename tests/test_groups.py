@@ -22,11 +22,11 @@ from edge.evaluate.groups import (
     MIN_RANK_N,
     Outcome,
     evaluate_groups,
-    render_groups,
     summarise,
     sweep_series,
     wilson,
 )
+from edge.evaluate.groups_text import render_groups
 from edge.evaluate.sweep import (
     CANVAS,
     apply_condition,

@@ -7,14 +7,12 @@ is gone, fit a phone, and show nothing at all without the token."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_helpers import artifacts
 from preview_helpers import (
     TOKEN,
     running,
@@ -47,37 +45,6 @@ TWO_PICTURES = """() => {
 FRAMES_IN = "Number(document.getElementById('frames_in').textContent)"
 
 
-def _chromium() -> str:
-    missing = []
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append("the playwright package")
-    path = shutil.which("chromium")
-    if path is None:
-        missing.append("chromium (apt-get install chromium)")
-    if missing:
-        reason = "the browser test needs " + " and ".join(missing)
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    assert path is not None
-    return path
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    path = _chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=path, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
 class LiveStatus:
     """A real StatusBoard's snapshot, as the preview serves it; every call is a second of a
     run that takes in more frames."""
@@ -105,12 +72,6 @@ class LiveStatus:
                 self.report.detect.add(18.0)
             self.board.segments = 1 + self.report.frames_in // 250
             return json.dumps(self.board.snapshot()).encode()
-
-
-def _artifacts() -> Path:
-    folder = Path(os.environ.get("VEIL_TEST_ARTIFACTS", "test-artifacts"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.mark.parametrize("viewport", [PHONE, LAPTOP], ids=["phone", "laptop"])
@@ -153,7 +114,7 @@ def test_the_page_plays_the_picture_and_the_status(
             if viewport is PHONE:
                 assert box["width"] >= 0.9 * viewport["width"]
             name = "preview.png" if viewport is PHONE else "preview-laptop.png"
-            shot = _artifacts() / name
+            shot = artifacts() / name
             page.screenshot(path=str(shot))
             assert shot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and shot.stat().st_size > 1000
 

@@ -3,20 +3,23 @@ annotated faces survived, how much else was destroyed. Only the reports asked fo
 
 from __future__ import annotations
 
-import importlib
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from tqdm import tqdm
 
 from edge import __version__
 from edge.cli.progress import terminal_size
-from edge.config import load_config
+from edge.config import Config, load_config
+from edge.detect import model_names
 from edge.errors import UsageError
+from edge.evaluate.audit_report import render_audit
 from edge.evaluate.chart import Series, check_chart_path, render_chart, summary_series
-from edge.evaluate.evalset import ImageItem, check_media, load_evalset
+from edge.evaluate.evalset import check_media, load_evalset
+from edge.evaluate.groups import evaluate_groups, sweep_series
+from edge.evaluate.groups_text import render_groups
 from edge.evaluate.metrics import (
     MIN_FACE_PX,
     ImageResult,
@@ -28,13 +31,10 @@ from edge.evaluate.metrics import (
 from edge.evaluate.protection import KEEP_LIMIT, WHOLE_ELLIPSE_BELOW
 from edge.evaluate.report import render, to_json, write_text
 from edge.evaluate.runner import EvalRunner
-from edge.frames import Pixels
+from edge.evaluate.sweep import CONDITIONS
+from edge.models.manifest import load_manifest
 from edge.pipeline import RunReport
 from edge.sinks.atomic import AtomicFile
-
-EvaluateGroups = Callable[..., dict[str, Any]]
-RenderGroups = Callable[[Mapping[str, Any]], str]
-SweepSeries = Callable[[Mapping[str, Any]], list[tuple[str, list[tuple[float, float]]]]]
 
 
 def parse_sizes(text: str) -> tuple[int, ...]:
@@ -47,19 +47,15 @@ def parse_sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _groups_api() -> tuple[EvaluateGroups, RenderGroups, SweepSeries] | None:
-    # The group audit is its own module; looked up by name so this command works without it.
-    try:
-        module = importlib.import_module("edge.evaluate.groups")
-    except ModuleNotFoundError as exc:
-        if exc.name != "edge.evaluate.groups":
-            raise
-        return None
-    return (
-        cast(EvaluateGroups, module.evaluate_groups),
-        cast(RenderGroups, module.render_groups),
-        cast(SweepSeries, module.sweep_series),
-    )
+def parse_conditions(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(v.strip() for v in text.split(",")))
+    unknown = [n for n in names if n not in CONDITIONS]
+    if unknown or not names:
+        raise UsageError(
+            f"--conditions {text!r}: unknown {', '.join(repr(u) for u in unknown) or 'empty'}; "
+            f"known: {','.join(CONDITIONS)}"
+        )
+    return names
 
 
 def _pipeline(report: RunReport) -> dict[str, Any]:
@@ -71,22 +67,11 @@ def _pipeline(report: RunReport) -> dict[str, Any]:
     }
 
 
-def _run_groups(
-    root: Path,
-    items: Sequence[ImageItem],
-    protect: Callable[[Pixels], Pixels],
-    sizes: Sequence[int],
-    sweep: bool,
-) -> tuple[dict[str, Any], str, list[Series]]:
-    api = _groups_api()
-    if api is None:
-        reason = "edge.evaluate.groups is not installed"
-        print(f"veil: note: {len(items)} labelled image(s) not audited: {reason}", file=sys.stderr)
-        return {"skipped": reason}, "", []
-    evaluate_groups, render_groups, sweep_series = api
-    report = evaluate_groups(root, items, protect, sizes=sizes, sweep=sweep)
-    series = [Series(f"group {label}", points) for label, points in sweep_series(report)]
-    return report, render_groups(report), series
+def _models(cfg: Config) -> list[dict[str, str]]:
+    manifest = load_manifest()
+    return [
+        {"name": name, "sha256": manifest.get(name).sha256} for name in model_names(cfg.detector)
+    ]
 
 
 def eval_command(
@@ -97,18 +82,26 @@ def eval_command(
     *,
     sweep: bool = True,
     sizes: Sequence[int] = (12, 16, 24, 32),
+    conditions: Sequence[str] = ("clear",),
     limit: int | None = None,
+    audit_path: Path | None = None,
 ) -> int:
     if limit is not None and limit < 1:
         raise UsageError(f"--limit {limit}: must be 1 or more")
-    if chart_path is not None:
-        check_chart_path(chart_path)
+    for path in (chart_path, audit_path):
+        if path is not None:
+            check_chart_path(path)
     cfg = load_config(config)
     evalset = load_evalset(set_dir)
     images, videos = evalset.images[:limit], evalset.videos[:limit]
     check_media(set_dir, [i.file for i in images] + [v.file for v in videos])
+    labelled = [i for i in images if i.labels]
+    if audit_path is not None and not labelled:
+        raise UsageError(f"--audit-report: {set_dir} has no labelled faces (no `labels` to audit)")
     # Opened now, so that an unwritable path fails before the long part.
-    outputs = [AtomicFile(p) if p is not None else None for p in (json_path, chart_path)]
+    outputs = [
+        AtomicFile(p) if p is not None else None for p in (json_path, chart_path, audit_path)
+    ]
     try:
         runner = EvalRunner(set_dir, cfg)
         image_results: list[ImageResult] = []
@@ -133,6 +126,7 @@ def eval_command(
             "veil_version": __version__,
             "config_sha256": cfg.sha256(),
             "config": cfg.model_dump(mode="json"),
+            "models": _models(cfg),
             "protection": {
                 "keep_limit": KEEP_LIMIT,
                 "whole_ellipse_below_px": WHOLE_ELLIPSE_BELOW,
@@ -142,13 +136,14 @@ def eval_command(
             "over_redaction": over_redaction_summary(image_results, video_results),
             "videos": video_summary(video_results),
         }
-        labelled = [i for i in images if i.labels]
         groups_text = ""
         extra: list[Series] = []
         if labelled:
-            summary["groups"], groups_text, extra = _run_groups(
-                set_dir, labelled, runner.protect, sizes, sweep
+            groups = evaluate_groups(
+                set_dir, labelled, runner.protect, sizes=sizes, sweep=sweep, conditions=conditions
             )
+            summary["groups"], groups_text = groups, render_groups(groups)
+            extra = [Series(f"group {label}", points) for label, points in sweep_series(groups)]
         summary["pipeline"] = {
             kind: _pipeline(report)
             for kind, report in runner.reports.items()
@@ -157,7 +152,7 @@ def eval_command(
         print(render(summary))
         if groups_text:
             print("\n" + groups_text)
-        json_file, chart_file = outputs
+        json_file, chart_file, audit_file = outputs
         if json_file is not None:
             write_text(json_file, to_json(summary))
             print(f"wrote {json_file.final}", file=sys.stderr)
@@ -165,6 +160,9 @@ def eval_command(
             title = f"veil eval {set_dir}: recall by face size"
             write_text(chart_file, render_chart(summary_series(summary) + extra, title))
             print(f"wrote {chart_file.final}", file=sys.stderr)
+        if audit_file is not None:
+            write_text(audit_file, render_audit(summary))
+            print(f"wrote {audit_file.final}", file=sys.stderr)
     except BaseException:
         for file in outputs:
             if file is not None:

@@ -136,6 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--sizes", default="12,16,24,32", help="labelled sets: face sizes (px) of the sweep"
     )
     evaluate.add_argument(
+        "--conditions",
+        default="clear",
+        help="labelled sets: the sweep's conditions, comma-separated, from "
+        "clear,low_light,blur,low_light+blur (each recipe is printed in the report)",
+    )
+    evaluate.add_argument(
+        "--audit-report",
+        type=Path,
+        help="labelled sets: write the equal-protection audit here, one self-contained page "
+        "(.html)",
+    )
+    evaluate.add_argument(
         "--limit", type=int, help="evaluate only the first N images and the first N videos"
     )
     evaluate.add_argument(
@@ -280,7 +292,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             args.json.write_text(json.dumps(score.as_dict(), indent=2) + "\n", encoding="utf-8")
         return 0
     if args.command == "eval":
-        from edge.cli.eval_cmd import eval_command, parse_sizes
+        from edge.cli.eval_cmd import eval_command, parse_conditions, parse_sizes
 
         return eval_command(
             args.set_dir,
@@ -289,7 +301,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             args.chart,
             sweep=not args.no_sweep,
             sizes=parse_sizes(args.sizes),
+            conditions=parse_conditions(args.conditions),
             limit=args.limit,
+            audit_path=args.audit_report,
         )
     if args.command == "models":
         from edge.cli.models_cmd import models_command

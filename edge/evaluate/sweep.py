@@ -45,11 +45,19 @@ _LOW_LIGHT_GAIN = 0.125 ** (1 / 2.2)
 _READ_NOISE_VAR = 4.0
 _SHOT_NOISE_PER_LEVEL = 0.25
 _BLUR_SIGMA = 1.0
+# Dusk, dim and soft at once (a doorway camera after sunset): a gain and a gamma on the
+# gamma-encoded values, the lens's softness, then sensor noise of one fixed sigma.
+_DUSK_GAIN, _DUSK_GAMMA, _DUSK_NOISE = 0.4, 1.3, 4.0
 
 CONDITIONS: dict[str, str] = {
     "clear": "as stored, only shrunk",
     "low_light": "3 stops darker, then shot + read noise (sigma about 4 levels), seeded",
     "blur": f"Gaussian blur, sigma {_BLUR_SIGMA:g} px, at the small size",
+    "low_light+blur": (
+        f"dim and soft: v' = 255 x {_DUSK_GAIN:g} x (v/255)^{_DUSK_GAMMA:g} on each channel, "
+        f"then Gaussian blur sigma {_BLUR_SIGMA:g} px, then Gaussian noise sigma "
+        f"{_DUSK_NOISE:g} levels (seeded), rounded and clipped to 0-255"
+    ),
 }
 
 BACKGROUND = "one fixed mid-grey, smooth colour blotches (sd 10 levels, ~40 px) and grain (sd 2)"
@@ -130,10 +138,19 @@ def apply_condition(rendered: Rendered, condition: str, *, key: str) -> Rendered
         soft = cv2.GaussianBlur(rendered.pixels, (0, 0), sigmaX=_BLUR_SIGMA)
         return Rendered(np.asarray(soft, dtype=np.uint8), rendered.box)
     if condition == "low_light":
-        seed = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big")
-        rng = np.random.default_rng(seed)
         dim = rendered.pixels.astype(np.float32) * _LOW_LIGHT_GAIN
         sigma = np.sqrt(_READ_NOISE_VAR + _SHOT_NOISE_PER_LEVEL * dim)
-        noisy = dim + rng.standard_normal(dim.shape).astype(np.float32) * sigma
-        return Rendered(np.clip(np.rint(noisy), 0, 255).astype(np.uint8), rendered.box)
+        return Rendered(_noisy(dim, sigma, key), rendered.box)
+    if condition == "low_light+blur":
+        dim = _DUSK_GAIN * 255.0 * (rendered.pixels.astype(np.float32) / 255.0) ** _DUSK_GAMMA
+        soft = cv2.GaussianBlur(dim, (0, 0), sigmaX=_BLUR_SIGMA)
+        return Rendered(_noisy(soft, _DUSK_NOISE, key), rendered.box)
     raise ValueError(f"unknown condition {condition!r}; known: {', '.join(CONDITIONS)}")
+
+
+def _noisy(signal: np.ndarray, sigma: float | np.ndarray, key: str) -> Pixels:
+    """`signal` plus Gaussian noise of `sigma` seeded from `key`, rounded to 8 bits."""
+    seed = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big")
+    noise = np.random.default_rng(seed).standard_normal(signal.shape).astype(np.float32)
+    out: Pixels = np.clip(np.rint(signal + noise * sigma), 0, 255).astype(np.uint8)
+    return out
