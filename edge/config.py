@@ -34,6 +34,7 @@ __all__ = [
     "Config",
     "DetectorConfig",
     "LiveConfig",
+    "LowLightConfig",
     "PreviewConfig",
     "RecordConfig",
     "RedactConfig",
@@ -163,6 +164,35 @@ class BlazeFaceConfig(_Closed):
     )
 
 
+class LowLightConfig(_Closed):
+    """Dark pictures: what the detector sees is brightened (`edge.detect.exposure`); the
+    redaction still acts on the original pixels."""
+
+    mode: Literal["both", "alternate", "lift"] = Field(
+        "both",
+        description="a dark pass input is searched as it is and brightened (both: one more "
+        "model pass on dark inputs only); video frames search it as it is on one sweep cycle "
+        "and brightened on the next (alternate: no extra pass, the tracker holds faces between; "
+        "still images search both); or brightened only (lift: no extra pass)",
+    )
+    dark_below: float = Field(
+        80.0,
+        ge=40.0,
+        le=160.0,
+        description="a pass input (the whole frame or one region, at the model's size) whose "
+        "mean luma (0-255) is below this is dark",
+    )
+    target: float = Field(
+        110.0, ge=80.0, le=160.0, description="the mean luma a dark input is brightened to"
+    )
+
+    @model_validator(mode="after")
+    def _order(self) -> LowLightConfig:
+        if self.target <= self.dark_below:
+            raise ValueError("target must be above dark_below")
+        return self
+
+
 class DetectorConfig(_Closed):
     backend: Literal["centerface", "blazeface", "ensemble"] = Field(
         "centerface", description="one detector, or `ensemble`: the union of several"
@@ -178,6 +208,7 @@ class DetectorConfig(_Closed):
     threads: int = Field(0, ge=0, le=64, description="inference threads; 0 = one per core")
     centerface: CenterFaceConfig = CenterFaceConfig()
     blazeface: BlazeFaceConfig = BlazeFaceConfig()
+    low_light: LowLightConfig = LowLightConfig()
 
     @field_validator("ensemble")
     @classmethod

@@ -7,7 +7,13 @@ from collections.abc import Callable
 from edge.config import DetectorConfig
 from edge.detect.base import FaceDetector
 from edge.detect.detections import Detections
+from edge.detect.exposure import LowLight
 from edge.errors import ConfigError
+
+
+def low_light(cfg: DetectorConfig) -> LowLight:
+    own = cfg.low_light
+    return LowLight(own.mode, own.dark_below, own.target)
 
 
 def _centerface(cfg: DetectorConfig, still: bool, sweep: tuple[int, int]) -> FaceDetector:
@@ -29,6 +35,7 @@ def _centerface(cfg: DetectorConfig, still: bool, sweep: tuple[int, int]) -> Fac
         sweep=regions,
         threads=cfg.threads,
         providers=own.providers,
+        low_light=low_light(cfg),
     )
 
 
@@ -43,6 +50,8 @@ def _blazeface(cfg: DetectorConfig, still: bool, sweep: tuple[int, int]) -> Face
         tiles=own.still_tiles if still else own.tiles,
         tile_overlap=own.tile_overlap,
         threads=cfg.threads,
+        low_light=low_light(cfg),
+        video=not still,
     )
 
 

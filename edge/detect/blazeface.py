@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 
 from edge.detect.base import inference_threads
 from edge.detect.detections import Detections
+from edge.detect.exposure import LowLight
 from edge.detect.nms import nms
 from edge.detect.tiles import tile_grid
 from edge.errors import ModelError
@@ -57,7 +58,11 @@ class BlazeFace:
         tiles: int = 0,
         tile_overlap: float = 0.25,
         threads: int = 0,
+        low_light: LowLight | None = None,
+        video: bool = False,
     ) -> None:
+        """`video`: frames of one stream, which alternate dark inputs (`edge.detect.exposure`)
+        frame by frame; otherwise unrelated still images."""
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
         if tiles < 0:
@@ -69,6 +74,10 @@ class BlazeFace:
         self.nms_iou = nms_iou
         self.tiles = tiles
         self.tile_overlap = tile_overlap
+        self.low_light = low_light or LowLight()
+        self.video = video
+        self._frames = 0
+        self._cycle: int | None = None
         self._run = _Runner(verified_model_bytes(f"blazeface-{model}"), threads)
         self.input_side = self._run.side
 
@@ -85,6 +94,8 @@ class BlazeFace:
 
     def detect(self, image: Pixels) -> Detections:
         height, width = image.shape[:2]
+        self._cycle = self._frames if self.video else None
+        self._frames += 1
         found = [self._region(image, region) for region in self.regions(height, width)]
         merged = Detections.concat(found)
         merged.clip(height, width)
@@ -98,13 +109,16 @@ class BlazeFace:
         scale = side / max(x1 - x0, y1 - y0)
         w, h = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
         interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-        small = cv2.cvtColor(
-            cv2.resize(crop, (w, h), interpolation=interpolation), cv2.COLOR_BGR2RGB
-        )
-        tensor = np.zeros((1, side, side, 3), np.float32)  # padding is mid-grey after scaling
-        tensor[0, :h, :w] = small.astype(np.float32) * (1.0 / 127.5) - 1.0
-        boxes, logits = self._run(tensor)
-        found = decode(boxes, logits, self._run.anchors, self.threshold)
+        parts = []
+        for seen in self.low_light.inputs(
+            cv2.resize(crop, (w, h), interpolation=interpolation), self._cycle
+        ):
+            small = cv2.cvtColor(seen, cv2.COLOR_BGR2RGB)
+            tensor = np.zeros((1, side, side, 3), np.float32)  # padding: mid-grey after scaling
+            tensor[0, :h, :w] = small.astype(np.float32) * (1.0 / 127.5) - 1.0
+            boxes, logits = self._run(tensor)
+            parts.append(decode(boxes, logits, self._run.anchors, self.threshold))
+        found = parts[0] if len(parts) == 1 else Detections.concat(parts)
         xyxy = found.xyxy / np.float32(scale) + np.array([x0, y0, x0, y0], np.float32)
         return Detections(xyxy.astype(np.float32, copy=False), found.scores)
 

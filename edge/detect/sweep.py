@@ -42,12 +42,14 @@ class Sweep:
         self.rows, self.cols, self.margin, self.frames = rows, cols, margin, frames
         self.whole_every = whole_every
         self._calls = 0
+        self.cycle = 0  # how many whole sweeps came before the frame last asked about
 
     def next_frame(self, height: int, width: int) -> tuple[bool, list[Region]]:
         """Whether this frame gets the whole-frame pass, and its share of the fine regions;
         the next call gets the next share."""
         n = self._calls
         self._calls += 1
+        self.cycle = n // max(self.frames, self.whole_every)
         regions = grid_regions(height, width, self.rows, self.cols, self.margin)
         share = [region for i, region in enumerate(regions) if i % self.frames == n % self.frames]
         return n % self.whole_every == 0, share
