@@ -51,3 +51,27 @@ def test_profiles_differ_where_their_settings_say() -> None:
     assert body.detector == door.detector and body.detector.backend == "centerface"
     assert body.track.growth > door.track.growth
     assert door.track.hold_frames > body.track.hold_frames
+
+
+def _still_pipeline(name: str) -> tuple[object, ...]:
+    """What a still image meets under a profile: the still detector's parameters, the dark-input
+    lift (stills always search both) and the redaction."""
+    from edge.detect import build_detector
+
+    cfg = load_config(CONFIGS / name)
+    detector = build_detector(cfg.detector, still=True)
+    keys = ("name", "threshold", "nms_iou", "max_side", "fine_scale", "tile_side")
+    # max_downscale differs between them, but only moves the scale of photos over 4096 px.
+    scales = tuple(detector.scale(h, w) for h, w in ((480, 640), (448, 448), (3000, 4096)))
+    low = cfg.detector.low_light
+    return (*(getattr(detector, k) for k in keys), scales, low.dark_below, low.target, cfg.redact)
+
+
+def test_every_profile_meets_a_still_image_the_same_way() -> None:
+    """The equal-protection figures in each profile's header come from one `veil eval` run on
+    the labelled photos, which go through the still-image path: that is only true while the
+    profiles agree on it (tracking and lookahead do nothing to a single frame)."""
+    first, *rest = [_still_pipeline(name) for name in sorted(PROFILES)]
+    assert all(other == first for other in rest)
+    # ...and the comparison sees a difference where there is one.
+    assert first[:-1] != (*first[:1], 0.5, *first[2:-1])

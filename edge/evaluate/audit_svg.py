@@ -4,10 +4,11 @@ and each line also differs by its marker, so the chart reads without colour."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
+
+from edge.evaluate.chart import recall_grid, y_floor
 
 _COLOURS = ("#1f5fa8", "#c8511b", "#2e8b3e", "#8e3ba8", "#b0871a", "#1a9aa0", "#c23a6b", "#444")
 _MARKERS = ("circle", "square", "diamond", "triangle", "circle", "square", "diamond", "triangle")
@@ -34,7 +35,7 @@ def recall_chart(
 ) -> str:
     """An inline `<svg>`; targets (size -> least recall) are drawn as short dashed marks."""
     lows = [c["low"] for _, points in lines for _, c in points if c["n"]]
-    y_lo = max(0.0, min(0.9, math.floor((min(lows, default=0.9) - 0.02) * 10) / 10))
+    y_lo = y_floor(lows or [0.9])
     step = (_RIGHT - _LEFT) / max(1, len(sizes))
 
     def px(size: int) -> float:
@@ -50,14 +51,7 @@ def recall_chart(
         f'<rect x="{_LEFT}" y="{_TOP}" width="{_RIGHT - _LEFT}" height="{_BOTTOM - _TOP}" '
         'fill="#fff" stroke="#999"/>',
     ]
-    tick = 0.1 if 1.0 - y_lo > 0.35 else 0.05
-    for k in range(round((1.0 - y_lo) / tick) + 1):
-        y = py(y_lo + k * tick)
-        out.append(f'<line x1="{_LEFT}" y1="{y:.1f}" x2="{_RIGHT}" y2="{y:.1f}" stroke="#eee"/>')
-        out.append(
-            f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{100 * (y_lo + k * tick):.0f} %</text>"
-        )
+    out += recall_grid(y_lo, _LEFT, _RIGHT, py)
     for size in sizes:
         x = px(size)
         out.append(f'<text x="{x:.1f}" y="{_BOTTOM + 16}" text-anchor="middle">{size} px</text>')

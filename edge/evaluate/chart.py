@@ -5,7 +5,7 @@ diffs line by line."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -61,16 +61,31 @@ def _ticks(low: float, high: float) -> list[float]:
     return sorted(t for t in candidates if low <= t <= high)
 
 
-def _y_floor(values: Sequence[float]) -> float:
+def y_floor(values: Sequence[float]) -> float:
+    """The recall axis's lower end: a tenth below the lowest value, 0.9 at most."""
     lowest = min(values, default=1.0)
     return max(0.0, min(0.9, math.floor((lowest - 0.02) * 10) / 10))
+
+
+def recall_grid(y_lo: float, left: float, right: float, py: Callable[[float], float]) -> list[str]:
+    """Horizontal grid lines and their percent labels, from `y_lo` to 100 %."""
+    out = []
+    step = 0.1 if 1.0 - y_lo > 0.35 else 0.05
+    for k in range(round((1.0 - y_lo) / step) + 1):
+        y = py(y_lo + k * step)
+        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{right}" y2="{y:.1f}" stroke="#eee"/>')
+        out.append(
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">'
+            f"{(y_lo + k * step) * 100:.0f} %</text>"
+        )
+    return out
 
 
 def _svg(series: Sequence[Series]) -> list[str]:
     xs = [x for s in series for x, _ in s.points if x > 0]
     ys = [y for s in series for _, y in s.points]
     x_lo, x_hi = min(xs, default=10.0) / 1.25, max(xs, default=160.0) * 1.25
-    y_lo = _y_floor(ys)
+    y_lo = y_floor(ys)
     span = math.log(x_hi / x_lo)
 
     def px(x: float) -> float:
@@ -90,14 +105,7 @@ def _svg(series: Sequence[Series]) -> list[str]:
         x = px(t)
         out.append(f'<line x1="{x:.1f}" y1="{_TOP}" x2="{x:.1f}" y2="{_BOTTOM}" stroke="#eee"/>')
         out.append(f'<text x="{x:.1f}" y="{_BOTTOM + 16}" text-anchor="middle">{t:g}</text>')
-    step = 0.1 if 1.0 - y_lo > 0.35 else 0.05
-    for k in range(round((1.0 - y_lo) / step) + 1):
-        y = py(y_lo + k * step)
-        out.append(f'<line x1="{_LEFT}" y1="{y:.1f}" x2="{_RIGHT}" y2="{y:.1f}" stroke="#eee"/>')
-        out.append(
-            f'<text x="{_LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">'
-            f"{(y_lo + k * step) * 100:.0f} %</text>"
-        )
+    out += recall_grid(y_lo, _LEFT, _RIGHT, py)
     out.append(
         f'<text x="{(_LEFT + _RIGHT) / 2}" y="{_BOTTOM + 40}" text-anchor="middle">'
         "face size: shorter side of the annotated box (px, log scale)</text>"
