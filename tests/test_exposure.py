@@ -180,13 +180,23 @@ def test_low_light_settings_are_bounded(tmp_path: Path) -> None:
     reason=f"groups evaluation set not present at {GROUPS_DEV}",
 )
 def test_on_fairface_at_dusk_the_lift_protects_faces_the_plain_detector_leaves() -> None:
-    """12 px, dim and soft: the dev set's FairFace faces with and without the lift."""
-    items = [i for i in load_evalset(GROUPS_DEV).images if i.source == "fairface" and i.labels]
+    """12 px, dim and soft: the dev set's FairFace faces perceived as Black or in the darker
+    skin-tone tercile (the faces the plain detector loses first), with and without the lift."""
+    items = [
+        i
+        for i in load_evalset(GROUPS_DEV).images
+        if i.source == "fairface"
+        and i.labels
+        and (
+            i.labels.get("race_group") == "Black"
+            or i.labels.get("skin_tone_ita_tercile_in_source") == "darker"
+        )
+    ]
     cfg = load_config(None)
     redactor = Redactor(cfg.redact)
     detector: Any = build_detector(cfg.detector, still=True)
     lifted, plain = set(), set()
-    for item in items[::2]:  # every other face: a third of a minute on two cores
+    for item in items:
         image = cv2.imread(str(GROUPS_DEV / item.file), cv2.IMREAD_COLOR)
         rendered = render_face(image, item.faces[0], 12, key=item.file)
         assert rendered is not None
@@ -197,11 +207,12 @@ def test_on_fairface_at_dusk_the_lift_protects_faces_the_plain_detector_leaves()
             out = redactor.redact(RawFrame(scene.pixels.copy(), 0), found).pixels
             if is_protected(scene.pixels, out, scene.box):
                 protected.add(item.file)
-    assert len(lifted - plain) >= 2, (len(lifted), len(plain))
+    # Measured: 4 more faces protected of 136, none lost.
+    assert len(lifted - plain) >= 3, (len(items), len(lifted), len(plain))
     assert len(plain - lifted) <= 1  # "both" keeps what the plain pass finds
-    assert len(lifted) >= 0.97 * len(items[::2])
+    assert len(lifted) >= 0.97 * len(items)
 
 
 class _NoLift:
-    def inputs(self, small: np.ndarray) -> list[np.ndarray]:
+    def inputs(self, small: np.ndarray, cycle: int | None = None) -> list[np.ndarray]:
         return [small]

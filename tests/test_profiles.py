@@ -75,3 +75,13 @@ def test_every_profile_meets_a_still_image_the_same_way() -> None:
     assert all(other == first for other in rest)
     # ...and the comparison sees a difference where there is one.
     assert first[:-1] != (*first[:1], 0.5, *first[2:-1])
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_every_profile_states_its_worst_group_figures(name: str) -> None:
+    header = "".join(
+        line for line in (CONFIGS / name).read_text().splitlines(True) if line.startswith("#")
+    )
+    assert "Equal protection, worst group" in header
+    for words in ("FairFace", "UTKFace", "Dusk, 12 px", "clear 16 px", "[95 % interval]"):
+        assert words in header, (name, words)

@@ -176,6 +176,9 @@ def _glance(groups: Mapping[str, Any]) -> list[str]:
                 if not worst:
                     tds.append('<td class="small">too few to rank</td>')
                     continue
+                if worst["recall"] == 1.0:
+                    tds.append("<td>every group 100 %</td>")
+                    continue
                 target = targets_for(condition).get(size)
                 css = "below" if target is not None and worst["recall"] < target else ""
                 spread = view["spread"][worst["attribute"]]
@@ -240,7 +243,7 @@ def _table(
                 tds.append("<td>-</td>")
                 continue
             ns.add(cell["n"])
-            worst = spread is not None and spread["worst"]["group"] == group
+            worst = spread is not None and spread["gap"] > 0 and spread["worst"]["group"] == group
             below = target is not None and cell["recall"] < target
             css = " ".join(n for n, on in (("worst", worst), ("below", below)) if on)
             tds.append(
@@ -258,7 +261,10 @@ def _table(
             worst_row.append('<td class="small">too few to rank</td>')
             gap_row.append("<td>-</td>")
             continue
-        worst_row.append(f'<td class="worst">{escape(spread["worst"]["group"])}</td>')
+        if spread["gap"] == 0:
+            worst_row.append('<td class="small">none: all equal</td>')
+        else:
+            worst_row.append(f'<td class="worst">{escape(spread["worst"]["group"])}</td>')
         flag = "" if spread["overlap"] else ' <span class="flag">⚑ beyond intervals</span>'
         gap_row.append(f"<td>{100 * spread['gap']:.1f} pts{flag}</td>")
     out.append("<tr><td>worst group</td><td></td>" + "".join(worst_row) + "</tr>")
