@@ -24,9 +24,8 @@ from edge import __version__
 from edge.audit.log import AuditLog
 from edge.audit.records import COUNTS, Output, Status
 from edge.config import Config
-from edge.detect import FaceDetector, model_names, providers_of
+from edge.detect import FaceDetector, pinned_models, providers_of
 from edge.digest import sha256_bytes
-from edge.models.manifest import load_manifest
 from edge.pipeline import RunReport
 from edge.sinks.base import Discard, Published
 
@@ -88,7 +87,6 @@ class AuditTrail:
         return self.log.append({"type": type_, "run": self.run, **body})
 
     def start(self, source: Literal["files", "camera"], source_kind: str | None = None) -> None:
-        manifest = load_manifest()
         key = self.log.key
         tail = self.log.tail
         torn = tail.torn
@@ -102,10 +100,7 @@ class AuditTrail:
             **({"source_kind": source_kind} if source_kind is not None else {}),
             config_sha256=self._cfg.sha256(),
             settings=flat_settings(self._cfg),
-            models=[
-                {"name": name, "sha256": manifest.get(name).sha256}
-                for name in model_names(self._cfg.detector)
-            ],
+            models=pinned_models(self._cfg.detector),
             torn_bytes=len(torn),
             torn_sha256=sha256_bytes(torn) if torn else None,
             unclosed_run=tail.unclosed_run,

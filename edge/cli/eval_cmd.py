@@ -12,8 +12,8 @@ from tqdm import tqdm
 
 from edge import __version__
 from edge.cli.progress import terminal_size
-from edge.config import Config, load_config
-from edge.detect import model_names
+from edge.config import load_config
+from edge.detect import pinned_models
 from edge.errors import UsageError
 from edge.evaluate.audit_report import render_audit
 from edge.evaluate.chart import Series, check_chart_path, render_chart, summary_series
@@ -32,7 +32,6 @@ from edge.evaluate.protection import KEEP_LIMIT, WHOLE_ELLIPSE_BELOW
 from edge.evaluate.report import render, to_json, write_text
 from edge.evaluate.runner import EvalRunner
 from edge.evaluate.sweep import CONDITIONS
-from edge.models.manifest import load_manifest
 from edge.pipeline import RunReport
 from edge.sinks.atomic import AtomicFile
 
@@ -65,13 +64,6 @@ def _pipeline(report: RunReport) -> dict[str, Any]:
         "fail_closed": report.obscured,
         "causes": dict(report.failures),
     }
-
-
-def _models(cfg: Config) -> list[dict[str, str]]:
-    manifest = load_manifest()
-    return [
-        {"name": name, "sha256": manifest.get(name).sha256} for name in model_names(cfg.detector)
-    ]
 
 
 def eval_command(
@@ -126,7 +118,7 @@ def eval_command(
             "veil_version": __version__,
             "config_sha256": cfg.sha256(),
             "config": cfg.model_dump(mode="json"),
-            "models": _models(cfg),
+            "models": pinned_models(cfg.detector),
             "protection": {
                 "keep_limit": KEEP_LIMIT,
                 "whole_ellipse_below_px": WHOLE_ELLIPSE_BELOW,

@@ -9,6 +9,7 @@ from edge.detect.base import FaceDetector
 from edge.detect.detections import Detections
 from edge.detect.exposure import LowLight
 from edge.errors import ConfigError
+from edge.models.manifest import load_manifest
 
 
 def low_light(cfg: DetectorConfig) -> LowLight:
@@ -71,6 +72,13 @@ def model_names(cfg: DetectorConfig) -> tuple[str, ...]:
     return tuple(names[backend] for backend in cfg.backends())
 
 
+def pinned_models(cfg: DetectorConfig) -> list[dict[str, str]]:
+    """Name and pinned SHA-256 of each model the configured detector(s) load: what the audit
+    log's `run_start` and `veil eval`'s report name."""
+    manifest = load_manifest()
+    return [{"name": name, "sha256": manifest.get(name).sha256} for name in model_names(cfg)]
+
+
 def build_detector(
     cfg: DetectorConfig, *, still: bool = False, sweep: tuple[int, int] = (1, 1)
 ) -> FaceDetector:
@@ -118,5 +126,6 @@ __all__ = [
     "build_detector",
     "fallback_warning",
     "model_names",
+    "pinned_models",
     "providers_of",
 ]
