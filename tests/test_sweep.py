@@ -159,9 +159,9 @@ def test_the_default_searches_video_at_full_resolution_too(monkeypatch: pytest.M
     sizes: list[tuple[int, int]] = []
     real = CenterFace._pass
 
-    def counted(self: CenterFace, session: object, image: np.ndarray, h: int, w: int):  # type: ignore[no-untyped-def]
+    def counted(self: CenterFace, session: object, image: np.ndarray, h: int, w: int, *rest):  # type: ignore[no-untyped-def]
         sizes.append((h, w))
-        return real(self, session, image, h, w)
+        return real(self, session, image, h, w, *rest)
 
     monkeypatch.setattr(CenterFace, "_pass", counted)
     detector.detect(np.zeros((720, 1280, 3), np.uint8))

@@ -77,7 +77,6 @@ class BlazeFace:
         self.low_light = low_light or LowLight()
         self.video = video
         self._frames = 0
-        self._cycle: int | None = None
         self._run = _Runner(verified_model_bytes(f"blazeface-{model}"), threads)
         self.input_side = self._run.side
 
@@ -94,15 +93,15 @@ class BlazeFace:
 
     def detect(self, image: Pixels) -> Detections:
         height, width = image.shape[:2]
-        self._cycle = self._frames if self.video else None
+        cycle = self._frames if self.video else None
         self._frames += 1
-        found = [self._region(image, region) for region in self.regions(height, width)]
+        found = [self._region(image, region, cycle) for region in self.regions(height, width)]
         merged = Detections.concat(found)
         merged.clip(height, width)
         return nms(merged, self.nms_iou)
 
-    def _region(self, image: Pixels, region: Region) -> Detections:
-        """Detections in one region, in frame pixels."""
+    def _region(self, image: Pixels, region: Region, cycle: int | None) -> Detections:
+        """Detections in one region, in frame pixels; `cycle` as for `LowLight.inputs`."""
         x0, y0, x1, y1 = region
         crop = image[y0:y1, x0:x1]
         side = self.input_side
@@ -110,9 +109,8 @@ class BlazeFace:
         w, h = max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale))
         interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
         parts = []
-        for seen in self.low_light.inputs(
-            cv2.resize(crop, (w, h), interpolation=interpolation), self._cycle
-        ):
+        resized = cv2.resize(crop, (w, h), interpolation=interpolation)
+        for seen in self.low_light.inputs(resized, cycle):
             small = cv2.cvtColor(seen, cv2.COLOR_BGR2RGB)
             tensor = np.zeros((1, side, side, 3), np.float32)  # padding: mid-grey after scaling
             tensor[0, :h, :w] = small.astype(np.float32) * (1.0 / 127.5) - 1.0

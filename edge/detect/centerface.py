@@ -81,8 +81,7 @@ class CenterFace:
         # A frame with several passes runs them side by side, one thread each: on 2 cores that
         # is 1.9x the throughput, where one pass on 2 intra-op threads is 1.2-1.5x (README).
         self._single: Any = None
-        self._cycle: int | None = None
-        self._frames = 0
+        self._frames = 0  # video frames seen, for frames without a fine pass
         self._pool: ThreadPoolExecutor | None = None
 
     def scale(self, height: int, width: int) -> float:
@@ -110,10 +109,9 @@ class CenterFace:
             whole, regions = True, self._tiles(height, width, fine)
         # Video frames alternate dark inputs by sweep cycle (`edge.detect.exposure`); a frame
         # without a fine pass is a cycle of its own.
-        if self.sweep is None:
-            self._cycle = None
-        else:
-            self._cycle = self.sweep.cycle if regions else self._frames
+        cycle = None
+        if self.sweep is not None:
+            cycle = self.sweep.cycle if regions else self._frames
             self._frames += 1
         jobs: list[tuple[Pixels, int, int, int, int]] = []  # image, model h and w, offset
         if whole:
@@ -122,18 +120,22 @@ class CenterFace:
             for x0, y0, x1, y1 in regions:
                 size = _aligned((y1 - y0) * fine), _aligned((x1 - x0) * fine)
                 jobs.append((image[y0:y1, x0:x1], *size, x0, y0))
-        found = self._run(jobs)
+        found = self._run(jobs, cycle)
         return nms(Detections.concat(found), self.nms_iou)
 
-    def _run(self, jobs: list[tuple[Pixels, int, int, int, int]]) -> list[Detections]:
+    def _run(
+        self, jobs: list[tuple[Pixels, int, int, int, int]], cycle: int | None
+    ) -> list[Detections]:
         if len(jobs) < 2 or self.threads < 2:
-            parts = [self._pass(self._session, *job[:3]) for job in jobs]
+            parts = [self._pass(self._session, *job[:3], cycle) for job in jobs]
         else:
             if self._pool is None:
                 self._single = _session(self._model, 1, self.providers)
                 self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="centerface")
             session = self._single
-            parts = list(self._pool.map(lambda job: self._pass(session, *job[:3]), jobs))
+            parts = list(
+                self._pool.map(lambda job: self._pass(session, job[0], job[1], job[2], cycle), jobs)
+            )
         return [
             Detections(part.xyxy + np.array([x0, y0, x0, y0], np.float32), part.scores)
             if x0 or y0
@@ -147,13 +149,16 @@ class CenterFace:
         side = max(round(self.tile_side / fine), round(2 * overlap) + 1)
         return tile_grid(height, width, side, round(overlap))
 
-    def _pass(self, session: Any, image: Pixels, in_h: int, in_w: int) -> Detections:
-        """Detections in `image` pixels with the model run at (in_h, in_w)."""
+    def _pass(
+        self, session: Any, image: Pixels, in_h: int, in_w: int, cycle: int | None
+    ) -> Detections:
+        """Detections in `image` pixels with the model run at (in_h, in_w); `cycle`: a video
+        frame's sweep cycle, None for a still (`edge.detect.exposure`)."""
         height, width = image.shape[:2]
         interpolation = cv2.INTER_AREA if in_w < width else cv2.INTER_LINEAR
         small = cv2.resize(image, (in_w, in_h), interpolation=interpolation)
         parts = []
-        for seen in self.low_light.inputs(small, self._cycle):
+        for seen in self.low_light.inputs(small, cycle):
             # blobFromImage swaps BGR to RGB and lays out NCHW float32 in one pass.
             blob = cv2.dnn.blobFromImage(seen, 1.0, swapRB=True)
             heat, log_size, offset = session.run(["heatmap", "scale", "offset"], {"image": blob})
