@@ -122,20 +122,24 @@ def test_stream_out_to_stdout_is_a_valid_stream_of_the_recorded_frames(
 def received_indices(saved: dict[str, Any], out: Path) -> list[tuple[int, np.ndarray]]:
     """(source frame index, picture) of each frame the receiver decoded with a timestamp,
     placed on the recording's frames: the receiver's clock is the stream's less a constant (its
-    RTCP mapping), so one shift in frame ticks must place every frame on a recorded one."""
+    RTCP mapping, which need not be a whole frame: half a frame was seen), so one exact shift
+    must place every frame on a recorded one. Times are kept exact, in frame ticks, and never
+    rounded before the shift."""
     base = Fraction(int(saved["num"]), int(saved["den"]))
     timed = [
-        (round(float(int(pts) * base) * 30), picture)
+        (int(pts) * base * 30, picture)
         for pts, picture in zip(saved["pts"], saved["frames"], strict=True)
         if pts != NO_PTS
     ]
     on_record = {round(t * 30) for t in recorded_times(out)}
     assert timed and on_record
+    shifts = {index - tick for index in on_record for tick, _ in timed}
     shift = max(
-        range(-30, 31), key=lambda s: sum(tick + s in on_record for tick, _ in timed)
-    )  # within a second: the recording's own clock, not a new one
-    placed = [(tick + shift, picture) for tick, picture in timed]
-    assert all(index in on_record for index, _ in placed)
+        (s for s in shifts if abs(s) <= 30),  # within a second: the recording's own clock
+        key=lambda s: sum(tick + s in on_record for tick, _ in timed),
+    )
+    assert all(tick + shift in on_record for tick, _ in timed)
+    placed = [(int(tick + shift), picture) for tick, picture in timed]
     return placed
 
 
