@@ -152,7 +152,12 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         query = parse_qs(urlsplit(self.path).query)
         verdict = self.app.gate.allowed(self.headers, query, self.client_address[0])
+        if verdict.status == 400:
+            self.close_connection = True
+            self._reply(400, b"too many tokens in one request\n", [], head=head)
+            return None
         if verdict.status == 429:
+            self.close_connection = True  # a flood has to connect again for every try
             retry = [("Retry-After", str(round(WINDOW_S)))]
             self._reply(429, b"too many wrong tokens; try again later\n", retry, head=head)
             return None
