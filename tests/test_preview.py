@@ -236,7 +236,9 @@ def test_a_slow_viewer_skips_frames_and_holds_up_nobody() -> None:
         slow = socket.socket()  # reads 1 KB every 0.1 s, into a small receive buffer
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         slow.connect(server.address)
-        ask = f"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\nCookie: veil_preview={TOKEN}\r\n\r\n"
+        ask = (
+            f"GET /stream.mjpg HTTP/1.1\r\nHost: localhost\r\nCookie: veil_preview={TOKEN}\r\n\r\n"
+        )
         slow.sendall(ask.encode())
         received = b""
         end = time.monotonic() + seconds
@@ -296,8 +298,8 @@ def test_broken_requests_print_nothing(capfd: pytest.CaptureFixture[str]) -> Non
         for raw in (
             f"GET /?token={TOKEN} HTTP/9.9\r\n\r\n",  # no such version
             f"GET /?token={TOKEN}{'a' * 70000} HTTP/1.1\r\n\r\n",  # a request line too long
-            f"BREW /?token={TOKEN} HTTP/1.1\r\nHost: x\r\n\r\n",  # no such method
-            f"GET /?token={TOKEN} HTTP/1.1\r\nHost: x\r\n",  # hangs up mid-request
+            f"BREW /?token={TOKEN} HTTP/1.1\r\nHost: localhost\r\n\r\n",  # no such method
+            f"GET /?token={TOKEN} HTTP/1.1\r\nHost: localhost\r\n",  # hangs up mid-request
             f"GET /stream.mjpg?token={TOKEN} HTTP/1.1\r\n\r\n",  # hangs up mid-stream
             "\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",  # TLS to the plain port
         ):
@@ -335,7 +337,7 @@ def test_a_flood_of_connections_costs_no_more_threads(monkeypatch: pytest.Monkey
     with running(feed=False) as server:
         idle = [socket.create_connection(server.address, timeout=5) for _ in range(4)]
         for sock in idle:  # each is served (a thread waits for its request), then refused
-            sock.sendall(b"GET /status.json HTTP/1.1\r\nHost: x\r\n\r\n")
+            sock.sendall(b"GET /status.json HTTP/1.1\r\nHost: localhost\r\n\r\n")
             assert sock.recv(12) == b"HTTP/1.1 401"
         threads = threading.active_count()
         with socket.create_connection(server.address, timeout=5) as extra:

@@ -1,6 +1,7 @@
 """The preview attacked on loopback, for real: requests dripped a byte at a time (plain, over TLS,
 and the TLS handshake itself) are cut at their deadline; more dripping connections than there
-are slots leave a viewer's picture running and let a new viewer in within seconds."""
+are slots leave a viewer's picture running and let a new viewer in within seconds; and a page
+whose name was rebound to 127.0.0.1 (any Host but a loopback one) is refused."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 from preview_helpers import (
     COOKIE,
+    TOKEN,
     boundary_of,
     hang_up,
     open_stream,
@@ -31,6 +33,7 @@ from edge.config_outputs import PreviewConfig
 from edge.sinks.preview import PreviewServer, load_or_create_cert
 from edge.sinks.preview import handler as preview_handler
 from edge.sinks.preview import slots as preview_slots
+from edge.sinks.preview.hosts import HostCheck, host_name
 
 DEADLINE_S = 1.5  # the request deadline these tests give the server, to be quick
 # A request that never ends, so only a deadline can end it.
@@ -235,3 +238,77 @@ def test_waiting_slots_are_cut_oldest_first_and_never_the_young(
         for mine, theirs in pairs:
             mine.close()
             theirs.close()
+
+
+# --- DNS rebinding: the Host ---------------------------------------------------------------
+
+
+def _raw(server: PreviewServer, head: str) -> tuple[int, str, bytes]:
+    """Send `head` (a request without its final blank line) and read the whole answer."""
+    with socket.create_connection(server.address, timeout=5) as sock:
+        sock.sendall(f"{head}Connection: close\r\n\r\n".encode("latin-1"))
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+            if b"multipart/x-mixed-replace" in answer:
+                break  # a stream never ends on its own
+    top, _, body = answer.partition(b"\r\n\r\n")
+    status_line, _, headers = top.decode("latin-1").partition("\r\n")
+    return int(status_line.split(" ")[1]), headers, body
+
+
+FOREIGN = [
+    "evil.example", "evil.example:8088", "EVIL.example", "localhost.evil.example",
+    "127.0.0.1.nip.io", "evil.localhost", "0.0.0.0", "10.0.0.9:8088", "[::2]", "[fe80::1]:80",
+]  # fmt: skip
+LOOPBACK = ["localhost", "LOCALHOST:8088", "localhost.", "127.0.0.1", "127.0.0.1:9999", "[::1]:1"]
+MALFORMED = [
+    [], ["localhost", "localhost"], [""], ["evil example"], ["localhost:80:80"], ["[::1"],
+    ["localhost:http"], ["127.0.0.1@evil.example"], ["localhost/x"],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("token", [None, TOKEN], ids=["no-token", "token"])
+def test_a_page_rebound_to_loopback_is_refused(token: str | None) -> None:
+    auth = f"Cookie: veil_preview={TOKEN}\r\n" if token else ""
+    with running(token=token) as server:
+        port = server.address[1]
+        for path in ("/", "/status.json", "/stream.mjpg", f"/?token={TOKEN}"):
+            for host in FOREIGN:
+                status, headers, body = _raw(
+                    server, f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}"
+                )
+                assert status == 421, (path, host)
+                assert "X-Frame-Options: DENY" in headers and "Cache-Control: no-store" in headers
+                assert "Content-Security-Policy: default-src 'none'" in headers
+                assert b"\xff\xd8" not in body and b"frames" not in body
+                assert host.encode().lower() not in body.lower() and TOKEN.encode() not in body
+        for host in [*LOOPBACK, f"127.0.0.1:{port}", f"localhost:{port}"]:
+            status, _, body = _raw(server, f"GET /status.json HTTP/1.1\r\nHost: {host}\r\n{auth}")
+            assert status == 200 and b"frames_in" in body, host
+        for hosts in MALFORMED:
+            lines = "".join(f"Host: {host}\r\n" for host in hosts)
+            assert _raw(server, f"GET /status.json HTTP/1.1\r\n{lines}{auth}")[0] == 400, hosts
+        assert _raw(server, f"GET /status.json HTTP/1.0\r\n{auth}")[0] == 400
+        # An absolute target names a host of its own: none is taken, ours or not.
+        for target in ("http://evil.example/status.json", "http://localhost/status.json"):
+            assert _raw(server, f"GET {target} HTTP/1.1\r\nHost: localhost\r\n{auth}")[0] == 400
+        assert server.stats()["served"] == 0  # not one picture
+        assert server.stats()["refused"] >= 4 * len(FOREIGN) + len(MALFORMED) + 3
+
+
+def test_off_loopback_any_host_is_answered_and_the_token_guards_it() -> None:
+    for bind in ("0.0.0.0", "192.168.1.5", "::"):
+        check = HostCheck(bind)
+        assert not check.loopback
+        for host in ["evil.example", "camera.local:8088", "192.168.1.5:8088", *LOOPBACK]:
+            assert check.refusal([host]) is None, (bind, host)
+        for hosts in MALFORMED:
+            assert check.refusal(hosts) == 400, (bind, hosts)
+    for bind in ("127.0.0.1", "127.0.0.2", "::1", "localhost"):
+        assert HostCheck(bind).refusal(["evil.example"]) == 421
+        assert HostCheck(bind).refusal(["[::1]:8088"]) is None
+    assert host_name("[0:0::1]:80") == "::1" and host_name("Example.ORG.:1") == "example.org"
+    # Only a token may guard a server off loopback: without one it is not even made.
+    with pytest.raises(ValueError, match="needs a token"):
+        PreviewServer(PreviewConfig(), "0.0.0.0", 0, token=None, tls=None, status=lambda: b"{}")

@@ -1,5 +1,6 @@
-"""What the preview answers: every request passes the gate before anything else is looked
-at, and nothing but the page, the picture and the status exists (no file is ever served).
+"""What the preview answers: every request passes the Host check and the gate before anything
+else is looked at, and nothing but the page, the picture and the status exists (no file is ever
+served).
 
 A request has REQUEST_S, from the moment the server starts waiting for it, to arrive whole (the
 TLS handshake too, for a connection's first): the time limit of each read does not bound a
@@ -24,11 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol, cast
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from edge.config_outputs import PreviewConfig
 from edge.sinks.preview.access import WINDOW_S, Gate, Verdict
 from edge.sinks.preview.feed import JpegFeed
+from edge.sinks.preview.hosts import HostCheck
 from edge.sinks.preview.page import page
 from edge.sinks.preview.slots import Slots
 
@@ -55,6 +57,7 @@ class Shared:
 
     cfg: PreviewConfig
     gate: Gate
+    hosts: HostCheck
     feed: JpegFeed
     status: Callable[[], bytes]
     slots: Slots = field(default_factory=Slots)
@@ -63,6 +66,7 @@ class Shared:
     lock: threading.Lock = field(default_factory=threading.Lock)
     streams: int = 0
     served: int = 0
+    misdirected: int = 0  # refused for their Host or their request target
 
     def take_stream(self) -> bool:
         with self.lock:
@@ -78,6 +82,10 @@ class Shared:
     def count_served(self) -> None:
         with self.lock:
             self.served += 1
+
+    def count_misdirected(self) -> None:
+        with self.lock:
+            self.misdirected += 1
 
 
 class _Reader(io.RawIOBase):
@@ -201,7 +209,20 @@ class Handler(BaseHTTPRequestHandler):
             # A body is never read: this connection ends after the reply, so what follows it
             # is never taken for the next request.
             self.close_connection = True
-        query = parse_qs(urlsplit(self.path).query)
+        if not self.path.startswith("/"):
+            # An absolute target (`GET http://other/`) would name a host the Host check never saw.
+            app.count_misdirected()
+            self.close_connection = True
+            self._reply(400, b"the request target must be a path\n", [], head=head)
+            return None
+        misdirected = app.hosts.refusal(self.headers.get_all("Host"))
+        if misdirected is not None:
+            app.count_misdirected()
+            self.close_connection = True
+            text = b"the Host header must name this server\n"
+            self._reply(misdirected, text, [], head=head)
+            return None
+        query = parse_qs(self.path.partition("?")[2])
         verdict = app.gate.allowed(self.headers, query, self.client_address[0])
         if verdict.status == 400:
             self.close_connection = True
@@ -241,7 +262,7 @@ class Handler(BaseHTTPRequestHandler):
         verdict = self._authorize(head)
         if verdict is None:
             return
-        path = urlsplit(self.path).path
+        path = self.path.partition("?")[0]
         if path not in _ROUTES:
             self._reply(404, b"not found\n", [], head=head)
         elif path == "/" and verdict.via_query:

@@ -21,12 +21,13 @@ from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-from edge.config_outputs import PreviewConfig
+from edge.config_outputs import PreviewConfig, is_loopback
 from edge.frames import RedactedFrame
 from edge.sinks.base import require_redacted
 from edge.sinks.preview.access import Gate
 from edge.sinks.preview.feed import JpegFeed
 from edge.sinks.preview.handler import Handler, Shared
+from edge.sinks.preview.hosts import HostCheck
 from edge.sinks.preview.tls import TlsFiles
 
 CLOSE_S = 2.0  # close() waits this long at most for the server's threads
@@ -104,10 +105,12 @@ class PreviewServer:
         tls: TlsFiles | None,
         status: Callable[[], bytes],
     ) -> None:
+        if token is None and not is_loopback(host):
+            raise ValueError(f"a preview on {host} needs a token: only loopback may go without")
         self._host, self._port = host, port
         self._tls = tls
         gate = Gate(token, tls=tls is not None)
-        self._app = Shared(cfg, gate, JpegFeed(cfg), status)
+        self._app = Shared(cfg, gate, HostCheck(host), JpegFeed(cfg), status)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -143,8 +146,8 @@ class PreviewServer:
         return {
             "clients": app.feed.watchers,
             "served": app.served,
-            # Connections and requests: no token, no slot left.
-            "refused": app.gate.refused + app.slots.turned_away + app.slots.busy,
+            # Connections and requests: no token, a foreign Host, no slot left.
+            "refused": app.gate.refused + app.misdirected + app.slots.turned_away + app.slots.busy,
             "limited": app.gate.limited,
             "encoded": app.feed.encoded,
         }
