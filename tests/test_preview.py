@@ -36,7 +36,7 @@ from edge.evaluate.protection import is_protected
 from edge.frames import RawFrame
 from edge.redact import Redactor
 from edge.sinks.preview import PreviewServer
-from edge.sinks.preview import server as preview_server
+from edge.sinks.preview import slots as preview_slots
 from edge.sinks.preview.page import page
 
 SECURITY_HEADERS = {
@@ -236,7 +236,9 @@ def test_a_slow_viewer_skips_frames_and_holds_up_nobody() -> None:
         slow = socket.socket()  # reads 1 KB every 0.1 s, into a small receive buffer
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         slow.connect(server.address)
-        ask = f"GET /stream.mjpg HTTP/1.1\r\nHost: x\r\nCookie: veil_preview={TOKEN}\r\n\r\n"
+        ask = (
+            f"GET /stream.mjpg HTTP/1.1\r\nHost: localhost\r\nCookie: veil_preview={TOKEN}\r\n\r\n"
+        )
         slow.sendall(ask.encode())
         received = b""
         end = time.monotonic() + seconds
@@ -296,8 +298,8 @@ def test_broken_requests_print_nothing(capfd: pytest.CaptureFixture[str]) -> Non
         for raw in (
             f"GET /?token={TOKEN} HTTP/9.9\r\n\r\n",  # no such version
             f"GET /?token={TOKEN}{'a' * 70000} HTTP/1.1\r\n\r\n",  # a request line too long
-            f"BREW /?token={TOKEN} HTTP/1.1\r\nHost: x\r\n\r\n",  # no such method
-            f"GET /?token={TOKEN} HTTP/1.1\r\nHost: x\r\n",  # hangs up mid-request
+            f"BREW /?token={TOKEN} HTTP/1.1\r\nHost: localhost\r\n\r\n",  # no such method
+            f"GET /?token={TOKEN} HTTP/1.1\r\nHost: localhost\r\n",  # hangs up mid-request
             f"GET /stream.mjpg?token={TOKEN} HTTP/1.1\r\n\r\n",  # hangs up mid-stream
             "\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03",  # TLS to the plain port
         ):
@@ -330,27 +332,24 @@ def test_close_is_prompt_with_viewers_connected() -> None:
 
 
 def test_a_flood_of_connections_costs_no_more_threads(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(preview_server, "MAX_CONNECTIONS", 4)
+    monkeypatch.setattr(preview_slots, "MAX_WAITING", 4)
+    monkeypatch.setattr(preview_slots, "GRACE_S", 60.0)  # all four count as young
     with running(feed=False) as server:
-        idle = [socket.create_connection(server.address) for _ in range(4)]
-        for sock in idle:  # each is served (a thread waits for its request)
-            sock.sendall(b"GET /status.json HTTP/1.1\r\nHost: x\r\n\r\n")
+        idle = [socket.create_connection(server.address, timeout=5) for _ in range(4)]
+        for sock in idle:  # each is served (a thread waits for its request), then refused
+            sock.sendall(b"GET /status.json HTTP/1.1\r\nHost: localhost\r\n\r\n")
             assert sock.recv(12) == b"HTTP/1.1 401"
         threads = threading.active_count()
         with socket.create_connection(server.address, timeout=5) as extra:
             assert extra.recv(100) == b""  # hung up on at once, no thread started for it
         assert threading.active_count() <= threads
+        # Once they have waited GRACE_S, a newcomer takes the place of the oldest.
+        monkeypatch.setattr(preview_slots, "GRACE_S", 0.0)
+        assert request(server, "/status.json", COOKIE)[0] == 200
+        while idle[0].recv(4096):  # the rest of its 401, then the end (a timeout if not cut)
+            pass
         for sock in idle:
             sock.close()
-        deadline = time.monotonic() + 5
-        while True:  # the count comes back down as their threads end
-            try:
-                if request(server, "/status.json", COOKIE)[0] == 200:
-                    break
-            except (OSError, http.client.HTTPException):
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
 
 
 def test_a_port_in_use_is_an_os_error() -> None:

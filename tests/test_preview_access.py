@@ -25,63 +25,154 @@ from preview_helpers import (
     COOKIE,
     TOKEN,
     boundary_of,
+    hang_up,
+    open_stream,
     read_part,
     request,
     running,
     token_never_printed,  # noqa: F401 (an autouse fixture)
+    wait_until,
 )
 
 from edge.errors import AuditError
-from edge.sinks.preview import TOKEN_NAME, Gate, load_or_create_cert, load_or_create_token
-from edge.sinks.preview.access import FAILURES, MAX_TRACKED, WINDOW_S
+from edge.sinks.preview import (
+    TOKEN_NAME,
+    Gate,
+    PreviewServer,
+    load_or_create_cert,
+    load_or_create_token,
+)
+from edge.sinks.preview.access import FAILURES, MAX_CANDIDATES, MAX_TRACKED, WINDOW_S
 from edge.sinks.preview.tls import fingerprint_of
 
 # --- the gate ---------------------------------------------------------------------------------
 
 
-def test_guessing_is_rate_limited_per_address() -> None:
+def test_wrong_tokens_are_limited_per_address_and_the_right_one_always_passes() -> None:
     with running() as server:
-        for _ in range(3 * FAILURES):  # asking without a token is not guessing
+        for _ in range(3 * FAILURES):  # asking without a token presents nothing to count
             assert request(server, "/status.json")[0] == 401
         wrong = {"Authorization": "Bearer " + "x" * len(TOKEN)}
         for _ in range(FAILURES):
             assert request(server, "/status.json", wrong)[0] == 401
-        # Now even the right token is turned away, unchecked, from that address...
-        status, response, _ = request(server, "/status.json", COOKIE)
+        status, response, _ = request(server, "/status.json", wrong)
         assert status == 429 and response.getheader("Retry-After") == str(round(WINDOW_S))
-        assert request(server, f"/?token={TOKEN}")[0] == 429
-        # ...and only from that one.
-        assert request(server, "/status.json", COOKIE, source_ip="127.0.0.2")[0] == 200
+        assert response.getheader("Connection") == "close"  # a flood connects again each time
+        assert request(server, "/status.json")[0] == 429  # nor may it ask without one
+        # The limit is no lock-out: the right token from that very address is served...
+        assert request(server, "/status.json", COOKIE)[0] == 200
+        assert request(server, f"/?token={TOKEN}")[0] == 303
+        # ...and it limits only that address.
+        assert request(server, "/status.json", wrong, source_ip="127.0.0.2")[0] == 401
         stats = server.stats()
-        assert stats["limited"] == 2 and stats["refused"] == 3 * FAILURES + FAILURES + 2
+        assert stats["limited"] == 2 and stats["refused"] == 3 * FAILURES + FAILURES + 3
 
 
-def _headers(**values: str) -> Message:
+def test_every_token_a_request_presents_counts() -> None:
+    wrong = ["w" * len(TOKEN), "v" * len(TOKEN), "u" * len(TOKEN)]
+    three = {
+        "Cookie": f"veil_preview={wrong[0]}; veil_preview={wrong[1]}",
+        "Authorization": f"Bearer {wrong[2]}",
+    }
+    assert 3 <= MAX_CANDIDATES  # two cookies and a bearer: not too many to count
+    with running() as server:
+        for _ in range(FAILURES // 3):
+            assert request(server, "/status.json", three)[0] == 401
+        for _ in range(FAILURES % 3):
+            assert request(server, f"/status.json?token={wrong[0]}")[0] == 401
+        # FAILURES wrong tokens in FAILURES // 3 + FAILURES % 3 requests: the next is limited.
+        assert request(server, "/status.json", three)[0] == 429
+        assert request(server, "/status.json", COOKIE)[0] == 200
+
+        # The issue's 99,000 wrong tokens in one request: refused unread, and every one counts.
+        line = "; ".join(f"veil_preview={k}" for k in range(3000))
+        raw = (
+            "GET /status.json HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            + f"Cookie: {line}\r\n" * 33
+            + f"Authorization: Bearer {TOKEN}\r\n\r\n"  # the right one among them
+        )
+        with socket.create_connection(server.address, source_address=("127.0.0.3", 0)) as sock:
+            sock.sendall(raw.encode())
+            answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 400 "), answer[:40]
+        assert b"Connection: close" in answer and b"\xff\xd8" not in answer
+        one_wrong = {"Cookie": f"veil_preview={wrong[0]}"}
+        assert request(server, "/status.json", one_wrong, source_ip="127.0.0.3")[0] == 429
+        assert request(server, "/status.json", COOKIE, source_ip="127.0.0.3")[0] == 200
+
+
+def test_the_right_token_is_served_during_a_flood_of_wrong_ones() -> None:
+    """One user behind a shared address (an SSH tunnel's 127.0.0.1) floods wrong tokens; the
+    owner, from the same address, is served every time, the picture too."""
+    stop = threading.Event()
+    flooded: list[int] = []
+
+    def flood(server: PreviewServer) -> None:
+        wrong = {"Cookie": "veil_preview=" + "f" * len(TOKEN)}
+        while not stop.is_set():
+            flooded.append(request(server, "/status.json", wrong)[0])
+
+    with running() as server:
+        flooders = [threading.Thread(target=flood, args=(server,)) for _ in range(2)]
+        for thread in flooders:
+            thread.start()
+        try:
+            wait_until(lambda: flooded.count(429) >= 20)
+            for _ in range(20):
+                assert request(server, "/status.json", COOKIE)[0] == 200
+                assert request(server, "/", {"Authorization": f"Bearer {TOKEN}"})[0] == 200
+            conn, response = open_stream(server)
+            try:
+                assert response.status == 200
+                _, jpeg = read_part(response, boundary_of(response))
+                assert jpeg.startswith(b"\xff\xd8")
+            finally:
+                hang_up(conn, response)
+        finally:
+            stop.set()
+            for thread in flooders:
+                thread.join(10)
+        assert set(flooded) == {401, 429} and server.stats()["limited"] >= 20
+
+
+def _headers(*pairs: tuple[str, str]) -> Message:
     message = Message()
-    for name, value in values.items():
-        message[name.replace("_", "-")] = value
+    for name, value in pairs:
+        message[name] = value
     return message
 
 
 def test_the_gate_forgets_after_the_window_and_keeps_a_bounded_table() -> None:
     gate = Gate(TOKEN, tls=True)
-    wrong = _headers(Authorization="Bearer nope")
-    right = _headers(Cookie=f"a=b; veil_preview={TOKEN}")
+    wrong = _headers(("Authorization", "Bearer nope"))
+    right = _headers(("Cookie", f"a=b; veil_preview={TOKEN}"))
     for k in range(FAILURES):
         assert gate.allowed(wrong, {}, "10.0.0.1", now=100.0 + k).status == 401
-    assert gate.allowed(right, {}, "10.0.0.1", now=110.0).status == 429
-    assert gate.allowed(right, {}, "10.0.0.1", now=100.0 + WINDOW_S - 0.1).status == 429
-    assert gate.allowed(right, {}, "10.0.0.1", now=100.0 + WINDOW_S).status == 200  # one aged out
+    assert gate.allowed(wrong, {}, "10.0.0.1", now=110.0).status == 429
+    assert gate.allowed(right, {}, "10.0.0.1", now=110.5).status == 200  # never locked out
+    # The wrong ones while limited count too: the limit lasts as long as the flood.
+    for k in range(1, FAILURES):
+        assert gate.allowed(wrong, {}, "10.0.0.1", now=110.0 + k).status == 429
+    assert gate.allowed(_headers(), {}, "10.0.0.1", now=110.0 + WINDOW_S - 0.5).status == 429
+    assert gate.allowed(_headers(), {}, "10.0.0.1", now=110.0 + WINDOW_S).status == 401
     assert gate.allowed(right, {"token": [TOKEN]}, "10.0.0.9", now=0).via_query
     assert not gate.allowed(right, {}, "10.0.0.9", now=0).via_query
+    # Every candidate is looked at: the right one after wrong ones, wherever it is.
+    mixed = _headers(("Cookie", "veil_preview=stale"), ("Authorization", f"Bearer {TOKEN}"))
+    assert gate.allowed(mixed, {"token": ["old"]}, "10.0.0.8", now=0).status == 200
+    crowded = _headers(*[("Cookie", f"veil_preview={TOKEN}")] * (MAX_CANDIDATES + 1))
+    assert gate.allowed(crowded, {}, "10.0.0.7", now=0).status == 400  # right ones, unread
+    for _ in range(FAILURES - (MAX_CANDIDATES + 1)):  # the crowd counted as many
+        assert gate.allowed(wrong, {}, "10.0.0.7", now=1).status == 401
+    assert gate.allowed(wrong, {}, "10.0.0.7", now=1).status == 429
     # A flood of addresses cannot grow the table without bound: the oldest are forgotten.
     gate = Gate(TOKEN, tls=False)
     for _ in range(FAILURES):
         gate.allowed(wrong, {}, "10.0.0.1", now=1.0)
-    assert gate.allowed(right, {}, "10.0.0.1", now=2.0).status == 429
+    assert gate.allowed(wrong, {}, "10.0.0.1", now=2.0).status == 429
     for k in range(MAX_TRACKED):
         gate.allowed(wrong, {}, f"10.1.{k // 256}.{k % 256}", now=3.0)
-    assert gate.allowed(right, {}, "10.0.0.1", now=4.0).status == 200
+    assert gate.allowed(wrong, {}, "10.0.0.1", now=4.0).status == 401
     assert len(gate._failures) <= MAX_TRACKED
     assert gate.set_cookie().endswith("Path=/")
     assert Gate(TOKEN, tls=True).set_cookie().endswith("; Secure")

@@ -2,8 +2,15 @@
 
 The token is 32 random bytes made on first use and kept beside the device key, readable by its
 owner alone. A viewer shows it once (`?token=` in the link `veil preview url` prints); the page
-then lives on an HttpOnly cookie, scripts and recorders send `Authorization: Bearer`. Guessing is
-slowed per client address, and the token never appears in a message, a log line or the status.
+then lives on an HttpOnly cookie, scripts and recorders send `Authorization: Bearer`. The token
+never appears in a message, a log line or the status.
+
+Wrong tokens are limited per client address, but not to stop guessing: 256 random bits cannot
+be guessed at any rate. The limit tells a client that keeps presenting wrong tokens (a stale
+bookmark, a misconfigured script, a flood) to back off, and counts it. So it counts every token
+a request presents, and a request that presents more than MAX_CANDIDATES is refused unread; and
+it never locks anyone out: a request with the right token is served whatever the same address
+sent before, so another user behind the same address (an SSH tunnel) cannot shut the owner out.
 """
 
 from __future__ import annotations
@@ -25,8 +32,9 @@ from edge.private_files import read_private, write_private
 TOKEN_NAME = "preview-token"
 COOKIE = "veil_preview"
 _WELL_FORMED = re.compile(r"[A-Za-z0-9_-]{32,256}")
-FAILURES = 10  # wrong tokens an address may present in WINDOW_S before it is turned away
+FAILURES = 10  # wrong tokens an address may present in WINDOW_S before it is answered 429
 WINDOW_S = 60.0
+MAX_CANDIDATES = 4  # tokens one request may present: a cookie, a bearer, a query, a stale cookie
 MAX_TRACKED = 1024  # addresses remembered for the limit; the oldest is forgotten first
 
 
@@ -51,7 +59,8 @@ class Headers(Protocol):
 
 @dataclass(frozen=True)
 class Verdict:
-    """The gate's answer: 200 (go on), 401 (no valid token) or 429 (too many wrong ones).
+    """The gate's answer: 200 (go on), 400 (more tokens than one request may carry), 401 (no
+    valid token) or 429 (no valid token, and too many wrong ones lately).
     via_query: a token came in the address, so the page redirects to drop it from there."""
 
     status: int
@@ -111,19 +120,26 @@ class Gate:
         if token is None:
             return Verdict(200)
         now = time.monotonic() if now is None else now
-        with self._lock:
-            if self._is_limited(client_ip, now):
-                self.refused += 1
-                self.limited += 1
-                return Verdict(429)
         in_query = query.get("token", [])
         sent = [*_cookies(headers), *_bearers(headers), *in_query]
-        if any(_matches(candidate, token) for candidate in sent):
+        if len(sent) > MAX_CANDIDATES:
+            with self._lock:  # unread, but every one of them counts
+                self.refused += 1
+                self._record_failures(client_ip, now, len(sent))
+            return Verdict(400)
+        # Every candidate is compared (each in constant time) before the verdict, and the right
+        # one wins whatever this address sent before: the limit never locks the token out.
+        right = [_matches(candidate, token) for candidate in sent]
+        if any(right):
             return Verdict(200, via_query=bool(in_query))
         with self._lock:
             self.refused += 1
-            if sent:  # a wrong token is a guess; a request with none is not
-                self._record_failure(client_ip, now)
+            limited = self._is_limited(client_ip, now)
+            if sent:  # a wrong token counts; a request with none presents nothing to count
+                self._record_failures(client_ip, now, len(sent))
+            if limited:
+                self.limited += 1
+                return Verdict(429)
         return Verdict(401)
 
     def set_cookie(self) -> str:
@@ -153,11 +169,11 @@ class Gate:
         times = self._recent(client_ip, now)
         return times is not None and len(times) >= FAILURES
 
-    def _record_failure(self, client_ip: str, now: float) -> None:
+    def _record_failures(self, client_ip: str, now: float, count: int) -> None:
         times = self._recent(client_ip, now)
         if times is None:
             while len(self._failures) >= MAX_TRACKED:
                 self._failures.popitem(last=False)
             times = self._failures[client_ip] = deque(maxlen=FAILURES)
-        times.append(now)
+        times.extend([now] * min(count, FAILURES))
         self._failures.move_to_end(client_ip)

@@ -1,5 +1,11 @@
-"""What the preview answers: every request passes the gate before anything else is looked
-at, and nothing but the page, the picture and the status exists (no file is ever served).
+"""What the preview answers: every request passes the Host check and the gate before anything
+else is looked at, and nothing but the page, the picture and the status exists (no file is ever
+served).
+
+A request has REQUEST_S, from the moment the server starts waiting for it, to arrive whole (the
+TLS handshake too, for a connection's first): the time limit of each read does not bound a
+client that drips a byte now and then, this does. Only a request that passed the gate gets a
+served slot (slots.py), so clients without the token never take a viewer's place.
 
 Nothing is printed, ever: the standard handler's request lines would carry a `?token=` to the
 terminal and the journal, and its error pages echo parts of the request. A viewer of the
@@ -9,22 +15,27 @@ about two pictures, so a slow viewer skips frames rather than watching them late
 
 from __future__ import annotations
 
+import io
 import secrets
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol, cast
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from edge.config_outputs import PreviewConfig
 from edge.sinks.preview.access import WINDOW_S, Gate, Verdict
 from edge.sinks.preview.feed import JpegFeed
+from edge.sinks.preview.hosts import HostCheck
 from edge.sinks.preview.page import page
+from edge.sinks.preview.slots import Slots
 
-CLIENT_TIMEOUT_S = 10.0  # a viewer that takes no data (or sends no request) this long is let go
+CLIENT_TIMEOUT_S = 10.0  # a viewer that takes no data this long is let go
+REQUEST_S = 10.0  # a request's line and headers arrive whole within this, however they trickle
 # A viewer's kernel send queue is asked for room for this many pictures (Linux doubles it, so
 # about two fit): left to autotuning it can hold seconds of video, which a slow viewer would
 # watch late instead of skipping; two still keep a link's round trip busy at the page's rates.
@@ -46,13 +57,16 @@ class Shared:
 
     cfg: PreviewConfig
     gate: Gate
+    hosts: HostCheck
     feed: JpegFeed
     status: Callable[[], bytes]
+    slots: Slots = field(default_factory=Slots)
     boundary: str = field(default_factory=lambda: "veil-" + secrets.token_hex(8))
     closing: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
     streams: int = 0
     served: int = 0
+    misdirected: int = 0  # refused for their Host or their request target
 
     def take_stream(self) -> bool:
         with self.lock:
@@ -68,6 +82,34 @@ class Shared:
     def count_served(self) -> None:
         with self.lock:
             self.served += 1
+
+    def count_misdirected(self) -> None:
+        with self.lock:
+            self.misdirected += 1
+
+
+class _Reader(io.RawIOBase):
+    """A socket's reads, each given only what is left of the request's deadline."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self.sock, self.deadline = sock, deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def readinto(self, buffer: Any) -> int:
+        left = self.left()
+        if left <= 0:
+            raise TimeoutError("the request did not arrive in time")
+        self.sock.settimeout(min(left, CLIENT_TIMEOUT_S))
+        try:
+            return self.sock.recv_into(buffer)
+        finally:
+            self.sock.settimeout(CLIENT_TIMEOUT_S)  # what the replies are written with
 
 
 class _HasShared(Protocol):
@@ -109,9 +151,25 @@ class Handler(BaseHTTPRequestHandler):
         return cast(_HasShared, self.server).app
 
     def setup(self) -> None:
-        super().setup()  # applies the timeout, so a stalled handshake ends too
+        super().setup()
+        self._reader = _Reader(self.connection, time.monotonic() + REQUEST_S)
+        self._first = True
+        self.rfile.close()  # the socket's own file: left open, it would keep the socket open
+        self.rfile = io.BufferedReader(self._reader)
         if isinstance(self.connection, ssl.SSLSocket):
+            # One timeout bounds the whole handshake, not each of its reads.
+            self.connection.settimeout(max(0.01, self._reader.left()))
             self.connection.do_handshake()
+            self.connection.settimeout(CLIENT_TIMEOUT_S)
+
+    def handle_one_request(self) -> None:
+        if not self._first:  # the next request on a kept-alive connection
+            if not self.app.slots.wait(self.connection, time.monotonic()):
+                self.close_connection = True
+                return
+            self._reader.deadline = time.monotonic() + REQUEST_S
+        self._first = False
+        super().handle_one_request()
 
     def end_headers(self) -> None:
         for name, value in _ALWAYS:
@@ -146,19 +204,43 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _authorize(self, head: bool) -> Verdict | None:
+        app = self.app
         if self.headers.get("Content-Length", "0") != "0" or "Transfer-Encoding" in self.headers:
             # A body is never read: this connection ends after the reply, so what follows it
             # is never taken for the next request.
             self.close_connection = True
-        query = parse_qs(urlsplit(self.path).query)
-        verdict = self.app.gate.allowed(self.headers, query, self.client_address[0])
+        if not self.path.startswith("/"):
+            # An absolute target (`GET http://other/`) would name a host the Host check never saw.
+            app.count_misdirected()
+            self.close_connection = True
+            self._reply(400, b"the request target must be a path\n", [], head=head)
+            return None
+        misdirected = app.hosts.refusal(self.headers.get_all("Host"))
+        if misdirected is not None:
+            app.count_misdirected()
+            self.close_connection = True
+            text = b"the Host header must name this server\n"
+            self._reply(misdirected, text, [], head=head)
+            return None
+        query = parse_qs(self.path.partition("?")[2])
+        verdict = app.gate.allowed(self.headers, query, self.client_address[0])
+        if verdict.status == 400:
+            self.close_connection = True
+            self._reply(400, b"too many tokens in one request\n", [], head=head)
+            return None
         if verdict.status == 429:
+            self.close_connection = True  # a flood has to connect again for every try
             retry = [("Retry-After", str(round(WINDOW_S)))]
             self._reply(429, b"too many wrong tokens; try again later\n", retry, head=head)
             return None
         if not verdict.ok:
             challenge = [("WWW-Authenticate", 'Bearer realm="veil preview"')]
             self._reply(401, b"a preview token is needed\n", challenge, head=head)
+            return None
+        if not app.slots.serve(self.connection):
+            self.close_connection = True
+            retry = [("Retry-After", "5")]
+            self._reply(503, b"too many clients; try again later\n", retry, head=head)
             return None
         return verdict
 
@@ -180,7 +262,7 @@ class Handler(BaseHTTPRequestHandler):
         verdict = self._authorize(head)
         if verdict is None:
             return
-        path = urlsplit(self.path).path
+        path = self.path.partition("?")[0]
         if path not in _ROUTES:
             self._reply(404, b"not found\n", [], head=head)
         elif path == "/" and verdict.via_query:

@@ -1,10 +1,13 @@
 """The preview as a Tap: a threading HTTP server on the configured address, fed the redacted
 frames, optionally over TLS.
 
-One thread per connection, each with a socket timeout (see handler.py), so a stalled viewer's
-thread ends on its own; TLS handshakes run there too, never in the accept loop, so a client
-that handshakes slowly holds up nobody. `close` cuts every connection and returns in bounded
-time. The server never prints: not a request, not an error, not a client's address.
+One thread per connection, each with a deadline for every request and a socket timeout for
+every reply (see handler.py), so a stalled or dripping client's thread ends on its own; TLS
+handshakes run there too, never in the accept loop, so a client that handshakes slowly holds up
+nobody. Connections are admitted in the accept loop by their slots (slots.py): those that have
+not yet shown the token are bounded apart from those being served. `close` cuts every
+connection and returns in bounded time. The server never prints: not a request, not an error,
+not a client's address.
 """
 
 from __future__ import annotations
@@ -18,29 +21,28 @@ from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-from edge.config_outputs import PreviewConfig
+from edge.config_outputs import PreviewConfig, is_loopback
 from edge.frames import RedactedFrame
 from edge.sinks.base import require_redacted
 from edge.sinks.preview.access import Gate
 from edge.sinks.preview.feed import JpegFeed
 from edge.sinks.preview.handler import Handler, Shared
+from edge.sinks.preview.hosts import HostCheck
 from edge.sinks.preview.tls import TlsFiles
 
 CLOSE_S = 2.0  # close() waits this long at most for the server's threads
-MAX_CONNECTIONS = 64  # open at once, each with its thread: viewers, status polls, idle sockets
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # Connections the kernel completes before the accept loop takes them: a burst is admitted
+    # or hung up on by the slots, not left to wait for a SYN retransmission.
+    request_queue_size = 128
 
     def __init__(self, host: str, port: int, app: Shared, tls: ssl.SSLContext | None) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.app = app
-        self._clients: dict[threading.Thread, socket.socket] = {}
-        self._clients_lock = threading.Lock()
-        self._closing = False
-        self._open = 0  # connections with a thread of their own
         super().__init__((host, port), Handler)
         if tls is not None:
             try:
@@ -59,49 +61,28 @@ class _Server(ThreadingHTTPServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         # In the accept loop: a flood of connections is turned away before it costs a thread.
-        with self._clients_lock:
-            if self._closing or self._open >= MAX_CONNECTIONS:
-                self.shutdown_request(request)
-                return
-            self._open += 1
+        slots = self.app.slots
+        if not slots.arrive(request, time.monotonic()):
+            self.shutdown_request(request)
+            return
         try:
             super().process_request(request, client_address)  # starts its thread
         except BaseException:
-            with self._clients_lock:
-                self._open -= 1
+            slots.leave(request)
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
-        me = threading.current_thread()
-        with self._clients_lock:
-            self._clients[me] = request
-            closing = self._closing
+        slots = self.app.slots
         try:
-            if closing:
-                self.shutdown_request(request)
-            else:
+            if slots.started(request, threading.current_thread()):
                 super().process_request_thread(request, client_address)
+            else:
+                self.shutdown_request(request)
         finally:
-            with self._clients_lock:
-                self._clients.pop(me, None)
-                self._open -= 1
+            slots.leave(request)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # the default prints a traceback and the client's address
-
-    def drop_clients(self) -> list[threading.Thread]:
-        """Cut every connection, so threads blocked reading or writing return now."""
-        with self._clients_lock:
-            self._closing = True
-            clients = list(self._clients.items())
-        for _, sock in clients:
-            try:
-                # The plain socket's shutdown even for TLS: it wakes a blocked SSL read or write
-                # without touching the TLS state another thread is using.
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-            except OSError:
-                pass
-        return [thread for thread, _ in clients]
 
 
 def _tls_context(files: TlsFiles) -> ssl.SSLContext:
@@ -124,9 +105,12 @@ class PreviewServer:
         tls: TlsFiles | None,
         status: Callable[[], bytes],
     ) -> None:
+        if token is None and not is_loopback(host):
+            raise ValueError(f"a preview on {host} needs a token: only loopback may go without")
         self._host, self._port = host, port
         self._tls = tls
-        self._app = Shared(cfg, Gate(token, tls=tls is not None), JpegFeed(cfg), status)
+        gate = Gate(token, tls=tls is not None)
+        self._app = Shared(cfg, gate, HostCheck(host), JpegFeed(cfg), status)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -162,7 +146,8 @@ class PreviewServer:
         return {
             "clients": app.feed.watchers,
             "served": app.served,
-            "refused": app.gate.refused,
+            # Connections and requests: no token, a foreign Host, no slot left.
+            "refused": app.gate.refused + app.misdirected + app.slots.turned_away + app.slots.busy,
             "limited": app.gate.limited,
             "encoded": app.feed.encoded,
         }
@@ -181,7 +166,7 @@ class PreviewServer:
         if self._thread is not None:
             server.shutdown()  # returns within one poll interval
         server.server_close()
-        threads = server.drop_clients()
+        threads = self._app.slots.close_all()
         if self._thread is not None:
             threads.append(self._thread)
         for thread in threads:
