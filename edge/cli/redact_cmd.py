@@ -15,7 +15,7 @@ from edge.cli.progress import terminal_size
 from edge.config import Config, load_config
 from edge.detect import FaceDetector, build_detector, fallback_warning, providers_of
 from edge.digest import sha256_file
-from edge.errors import MediaError, UsageError, VeilError
+from edge.errors import AuditError, MediaError, UsageError, VeilError
 from edge.loop import run, video_sink_for
 from edge.media import Job, media_kind, output_root, plan
 from edge.pipeline import RunReport
@@ -63,8 +63,9 @@ class Runner:
     def _run(self, job: Job, show_progress: bool, report: RunReport) -> None:
         source: FrameSource
         sink: Sink
+        limit = self.cfg.input.max_image_area
         if job.kind == "video":
-            video = VideoFileSource(job.src)
+            video = VideoFileSource(job.src, max_pixels=limit)
             source = video
             try:
                 sink = video_sink_for(video, job.dst, self.cfg.video, self.seal)
@@ -73,7 +74,7 @@ class Runner:
                 raise
             total = video.frame_count
         else:
-            source = ImageFileSource(job.src)
+            source = ImageFileSource(job.src, max_pixels=limit)
             sink = ImageFileSink(job.dst, seal=self.seal)
             total = 1
         detector = self.detector(job.kind)
@@ -176,17 +177,33 @@ def seal_for(cfg: Config, key: DeviceKey) -> Seal | None:
 
 
 def _run_jobs(jobs: list[Job], runner: Runner) -> tuple[int, int]:
-    """Run every job; returns (inputs failed, frames fully obscured)."""
+    """Run every job; returns (inputs failed, frames fully obscured). In a folder run a failed
+    input is reported and skipped, unless the audit log fails: nothing is written unlogged."""
     show_progress = sys.stderr.isatty()
     failed = obscured = 0
     for job in jobs:
         try:
             report = runner.run_job(job, show_progress)
+        except AuditError:
+            raise
         except VeilError as exc:
             if len(jobs) == 1:
                 raise
             failed += 1
             print(f"veil: error: {exc}", file=sys.stderr)
+            continue
+        except Exception as exc:
+            # A fault no check foresaw (a decoder's, a library's) costs this input only; its
+            # output was already discarded, and logged as such, by run_job.
+            what = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            error = MediaError(
+                f"{job.src}: failed unexpectedly ({type(exc).__name__}"
+                + (f": {what})" if what else ")")
+            )
+            if len(jobs) == 1:
+                raise error from exc
+            failed += 1
+            print(f"veil: error: {error}", file=sys.stderr)
             continue
         obscured += report.obscured
         print(_summary(job, report), file=sys.stderr)
