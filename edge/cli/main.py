@@ -355,7 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return _dispatch(args)
     except VeilError as exc:
-        print(f"veil: error: {exc}", file=sys.stderr)
+        from edge.names import shown  # a name in the message must not break or forge lines
+
+        print(f"veil: error: {shown(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("veil: interrupted; unfinished outputs were removed", file=sys.stderr)

@@ -5,24 +5,29 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from pydantic import TypeAdapter, ValidationError
 from tqdm import tqdm
 
 from edge import __version__
 from edge.audit import DEFAULT_LOG_NAME, AuditLog, AuditTrail, DeviceKey, c2pa, load_or_create
 from edge.audit.keys import check_outside, default_key_dir
+from edge.audit.records import FileName
 from edge.capture import FrameSource, ImageFileSource, VideoFileSource
 from edge.cli.progress import terminal_size
 from edge.config import Config, load_config
 from edge.detect import FaceDetector, build_detector, fallback_warning, providers_of
 from edge.digest import sha256_file
-from edge.errors import AuditError, MediaError, UsageError, VeilError
+from edge.errors import AuditError, MediaError, OutputError, UsageError, VeilError
 from edge.loop import run, video_sink_for
 from edge.media import Job, media_kind, output_root, plan
+from edge.names import shown
 from edge.pipeline import RunReport
 from edge.redact import Redactor
 from edge.sinks import ImageFileSink, Sink
 from edge.sinks.atomic import Seal
 from edge.status import StatusBoard
+
+_LOG_NAME: TypeAdapter[str] = TypeAdapter(FileName)
 
 
 class Runner:
@@ -45,11 +50,19 @@ class Runner:
 
     def run_job(self, job: Job, show_progress: bool) -> RunReport:
         """Redact one input; its output, or its abandonment, is logged before this returns."""
+        try:
+            _LOG_NAME.validate_python(self.trail.name(job.dst))
+        except ValidationError:
+            # Checked first: an output the log cannot name would be published unlogged.
+            raise OutputError(
+                f"{shown(job.dst)}: the audit log cannot hold this name relative to its folder "
+                "(a control character, or over 1024 characters); nothing written"
+            ) from None
         report = RunReport()
         try:
             source_sha256 = sha256_file(job.src)[1]
         except OSError as exc:
-            raise MediaError(f"cannot read {job.src}: {exc.strerror or exc}") from None
+            raise MediaError(f"cannot read {shown(job.src)}: {exc.strerror or exc}") from None
         try:
             self._run(job, show_progress, report)
         except BaseException as exc:
@@ -81,7 +94,7 @@ class Runner:
         with tqdm(
             total=total,
             unit="frame",
-            desc=job.src.name,
+            desc=shown(job.src.name),
             disable=not show_progress,
             leave=False,
             **terminal_size(),
@@ -101,7 +114,8 @@ class Runner:
 def _summary(job: Job, report: RunReport) -> str:
     # Masks, not faces: one face on 120 frames is 120 masks (Veil never counts people).
     text = (
-        f"{job.src} -> {job.dst}: {report.frames_out} frame(s), {report.faces} face mask(s) drawn"
+        f"{shown(job.src)} -> {shown(job.dst)}: {report.frames_out} frame(s), {report.faces} "
+        "face mask(s) drawn"
     )
     if job.kind == "video":
         fps = report.frames_out / report.seconds if report.seconds else 0.0
@@ -136,8 +150,8 @@ def redact_command(
     key, created = load_or_create(key_folder)
     if created:
         print(
-            f"veil: made the device key in {key_folder} (id {key.key_id}); export its public "
-            "half with `veil audit pubkey`",
+            f"veil: made the device key in {shown(key_folder)} (id {key.key_id}); export its "
+            "public half with `veil audit pubkey`",
             file=sys.stderr,
         )
     with AuditLog(log_path, key) as log:
@@ -146,7 +160,7 @@ def redact_command(
         with trail.stopping() as outcome:
             failed, obscured = _run_jobs(jobs, Runner(cfg, trail, seal_for(cfg, key)))
             outcome.status = "error" if failed else "fail-closed" if obscured else "ok"
-    print(f"audit log: {log_path} (run {trail.run[:8]}, key {key.key_id})", file=sys.stderr)
+    print(f"audit log: {shown(log_path)} (run {trail.run[:8]}, key {key.key_id})", file=sys.stderr)
     if failed:
         print(
             f"veil: error: {failed} of {len(jobs)} input(s) failed; the others were written",
@@ -182,6 +196,10 @@ def _run_jobs(jobs: list[Job], runner: Runner) -> tuple[int, int]:
     show_progress = sys.stderr.isatty()
     failed = obscured = 0
     for job in jobs:
+        if job.refused is not None:
+            failed += 1
+            print(f"veil: error: {job.refused}", file=sys.stderr)
+            continue
         try:
             report = runner.run_job(job, show_progress)
         except AuditError:
@@ -190,14 +208,14 @@ def _run_jobs(jobs: list[Job], runner: Runner) -> tuple[int, int]:
             if len(jobs) == 1:
                 raise
             failed += 1
-            print(f"veil: error: {exc}", file=sys.stderr)
+            print(f"veil: error: {shown(exc)}", file=sys.stderr)
             continue
         except Exception as exc:
             # A fault no check foresaw (a decoder's, a library's) costs this input only; its
             # output was already discarded, and logged as such, by run_job.
-            what = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            what = shown(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
             error = MediaError(
-                f"{job.src}: failed unexpectedly ({type(exc).__name__}"
+                f"{shown(job.src)}: failed unexpectedly ({type(exc).__name__}"
                 + (f": {what})" if what else ")")
             )
             if len(jobs) == 1:
