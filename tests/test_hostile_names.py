@@ -120,6 +120,24 @@ def test_a_folder_run_skips_hostile_names_and_writes_and_logs_the_rest(
     assert "\\u202egnp.png" in "\n".join(printable_lines(tables.stdout))
 
 
+def test_verify_names_a_hostile_file_in_the_folder_escaped(face_png: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert veil_bytes("redact", face_png, "-o", out).returncode == 0
+    for name in HOSTILE.values():
+        (out / name).write_bytes(b"planted")
+    result = veil_bytes("audit", "verify", out / DEFAULT_LOG_NAME, "--media", out)
+    assert result.returncode == 1
+    lines = printable_lines(result.stdout)
+    failed = [line for line in lines if line.startswith("FAILED:")]
+    assert len(failed) == 1 and "(and 4 more problem(s) after it)" in failed[0], lines
+    problems = verify_log(out / DEFAULT_LOG_NAME, media=out).problems
+    assert sorted(str(p) for p in problems) == sorted(
+        f"{SHOWN[k]} is a file the log does not name: added, or written by a run that was not "
+        "logged"
+        for k in HOSTILE
+    )
+
+
 def test_an_output_the_log_could_not_name_is_refused_before_it_is_written(
     face_png: Path, tmp_path: Path
 ) -> None:
@@ -136,6 +154,29 @@ def test_an_output_the_log_could_not_name_is_refused_before_it_is_written(
     assert not (cwd / "out").exists() or not any((cwd / "out").iterdir())
     verdict = verify_log(log)
     assert verdict.ok and not verdict.files and [r.status for r in verdict.runs] == ["error"]
+
+
+def test_a_236_character_input_name_is_redacted(face_png: Path, tmp_path: Path) -> None:
+    """Its output's temporary name would be 268 bytes: it is cut to fit in 255."""
+    stem = "n" * 232
+    shutil.copy(face_png, tmp_path / f"{stem}.png")
+    out = tmp_path / "out"
+    result = veil_bytes("redact", tmp_path / f"{stem}.png", "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert (out / f"{stem}.redacted.png").is_file()
+    assert verify_log(out / DEFAULT_LOG_NAME, media=out).ok
+
+
+def test_a_folder_of_255_byte_names_is_redacted(face_png: Path, tmp_path: Path) -> None:
+    names = ["n" * 251 + ".png", "é" * 125 + "n.png"]  # 255 bytes each, the second in UTF-8
+    (tmp_path / "in").mkdir()
+    for name in names:
+        shutil.copy(face_png, tmp_path / "in" / name)
+    out = tmp_path / "out"
+    result = veil_bytes("redact", tmp_path / "in", "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted([*names, DEFAULT_LOG_NAME])
+    assert verify_log(out / DEFAULT_LOG_NAME, media=out).ok
 
 
 def test_an_output_name_over_name_max_is_refused_before_any_work(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 from pydantic import TypeAdapter, ValidationError
@@ -24,7 +25,8 @@ from edge.names import shown
 from edge.pipeline import RunReport
 from edge.redact import Redactor
 from edge.sinks import ImageFileSink, Sink
-from edge.sinks.atomic import Seal
+from edge.sinks.atomic import Seal, stale_partials
+from edge.sinks.retention import partial_stem
 from edge.status import StatusBoard
 
 _LOG_NAME: TypeAdapter[str] = TypeAdapter(FileName)
@@ -154,6 +156,7 @@ def redact_command(
             "public half with `veil audit pubkey`",
             file=sys.stderr,
         )
+    _remove_stale_partials({job.dst.parent for job in jobs if job.refused is None})
     with AuditLog(log_path, key) as log:
         trail = AuditTrail(log, cfg)
         trail.start("files")
@@ -188,6 +191,26 @@ def seal_for(cfg: Config, key: DeviceKey) -> Seal | None:
     if not cfg.audit.c2pa:
         return None
     return lambda src, dst: c2pa.sign_file(src, dst, key, __version__)
+
+
+def _remove_stale_partials(folders: Iterable[Path]) -> None:
+    """The hidden partial outputs that runs killed outright (SIGKILL, a power cut) left where this
+    run writes: nothing else removes them, and `veil audit verify --media` counts them. Partial
+    segments stay, for `veil run` to recover."""
+    removed = 0
+    for path in stale_partials(folders):
+        if partial_stem(path) is not None:
+            continue
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        removed += 1
+    if removed:
+        print(
+            f"veil: removed {removed} unfinished output(s) left by a run that was killed",
+            file=sys.stderr,
+        )
 
 
 def _run_jobs(jobs: list[Job], runner: Runner) -> tuple[int, int]:
