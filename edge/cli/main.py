@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--media",
         type=Path,
         help="folder of outputs: every logged file in it must match its hash, and no other "
-        "media file may be there",
+        "file may be there (but the log and a `veil run` status file)",
     )
     show = audit_sub.add_parser("show", help="the log's runs and files as tables, then verify")
     show.add_argument("log", type=Path)
