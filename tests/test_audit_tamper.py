@@ -268,13 +268,15 @@ def test_a_copy_of_an_original_under_any_name_is_called_out(
     ]
 
 
-def test_a_link_in_the_folder_is_named(audited_run: AuditedRun, published: Path) -> None:
+def test_a_link_or_a_pipe_in_the_folder_is_named(audited_run: AuditedRun, published: Path) -> None:
     (published / "face.webm").symlink_to(audited_run.src / "face.png")
     (published / "elsewhere").symlink_to(audited_run.src, target_is_directory=True)
+    os.mkfifo(published / "pipe.mp4")  # read, it would hang the check
     verdict = _media_verdict(published)
     assert [p.message for p in verdict.problems] == [
         "elsewhere is a symbolic link the log does not name",
         "face.webm is a symbolic link the log does not name",
+        "pipe.mp4 is not a regular file, and the log does not name it",
     ]
 
 

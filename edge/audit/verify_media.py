@@ -23,7 +23,7 @@ from edge.sinks.atomic import is_partial, is_running, partial_owner
 from edge.sinks.retention import partial_stem
 
 STATUS_NAMES = frozenset({"status.json", ".status.json.tmp"})
-_STATUS_MAX = 1 << 20  # a status file is a few KB
+_STATUS_MAX = 64 << 10  # a status file is a few KB
 _STATUS_KEYS = frozenset({"state", "run", "frames_in", "frames_out"})
 
 
