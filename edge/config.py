@@ -22,6 +22,7 @@ from pydantic import (
 
 from edge.config_base import Closed as _Closed
 from edge.config_errors import plain
+from edge.config_input import InputConfig
 from edge.config_lines import key_lines, line_of
 from edge.config_live import LiveConfig, RecordConfig
 from edge.config_outputs import PreviewConfig, StreamOutConfig
@@ -33,6 +34,7 @@ __all__ = [
     "CenterFaceConfig",
     "Config",
     "DetectorConfig",
+    "InputConfig",
     "LiveConfig",
     "LowLightConfig",
     "PreviewConfig",
@@ -297,6 +299,7 @@ class Config(_Closed):
     record: RecordConfig = RecordConfig()
     preview: PreviewConfig = PreviewConfig()
     stream_out: StreamOutConfig = StreamOutConfig()
+    input: InputConfig = InputConfig()
 
     @model_validator(mode="after")
     def _sweepable(self) -> Config:

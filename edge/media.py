@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from edge.errors import UsageError
+from edge.names import name_problem
 from edge.sinks.atomic import is_partial
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi"})
@@ -19,6 +20,7 @@ class Job:
     src: Path
     dst: Path
     kind: Kind
+    refused: str | None = None  # why a folder run skips this input (its name), or None
 
 
 def media_kind(path: Path) -> Kind | None:
@@ -48,6 +50,9 @@ def _check_output(src: Path, dst: Path, kind: Kind, overwrite: bool) -> None:
 
 def plan(src: Path, dst: Path | None, *, overwrite: bool = False) -> list[Job]:
     """The jobs for one INPUT argument: a file, or a folder whose tree is mirrored."""
+    problem = name_problem(src)  # before it is looked up: a name too long fails even that
+    if problem is not None:
+        raise UsageError(f"input {problem}: rename it to redact it")
     if not src.exists():
         raise UsageError(f"input not found: {src}")
     if src.is_dir():
@@ -57,12 +62,20 @@ def plan(src: Path, dst: Path | None, *, overwrite: bool = False) -> list[Job]:
         known = ", ".join(sorted(VIDEO_SUFFIXES | IMAGE_SUFFIXES))
         raise UsageError(f"{src}: unsupported file type {src.suffix or '(none)'} (known: {known})")
     target = dst if dst is not None else src.with_name(_default_name(src, kind))
+    _check_name(target)  # before it is looked up: a name too long fails even that
     # A folder: one that exists, or a name without an extension (made when the output is
     # written), as for a folder input; `-o out/x.mp4` names the file itself.
     if target.is_dir() or (dst is not None and not dst.suffix and not dst.exists()):
         target = target / _default_name(src, kind)
+        _check_name(target)
     _check_output(src, target, kind, overwrite)
     return [Job(src, target, kind)]
+
+
+def _check_name(output: Path) -> None:
+    problem = name_problem(output)
+    if problem is not None:
+        raise UsageError(f"output {problem}: name the output with -o")
 
 
 def output_root(src: Path, jobs: list[Job]) -> Path:
@@ -74,6 +87,8 @@ def output_root(src: Path, jobs: list[Job]) -> Path:
 
 def _plan_folder(src: Path, dst: Path | None, overwrite: bool) -> list[Job]:
     out_root = dst if dst is not None else src.with_name(f"{src.name}.redacted")
+    if (problem := name_problem(out_root)) is not None:
+        raise UsageError(f"output folder {problem}")
     src_r, out_r = src.resolve(), out_root.resolve()
     if out_r == src_r or out_r.is_relative_to(src_r):
         raise UsageError(f"output folder {out_root} must not be inside the input folder {src}")
@@ -86,6 +101,11 @@ def _plan_folder(src: Path, dst: Path | None, overwrite: bool) -> list[Job]:
             continue
         rel = path.relative_to(src)
         target = out_root / rel.parent / (rel.stem + (".mp4" if kind == "video" else rel.suffix))
+        problem = name_problem(path) or name_problem(target)
+        if problem is not None:
+            refused = f"input {problem}: skipped; rename it to redact it"
+            jobs.append(Job(path, target, kind, refused))
+            continue
         _check_output(path, target, kind, overwrite)
         jobs.append(Job(path, target, kind))
     if not jobs:

@@ -73,12 +73,12 @@ def test_a_key_others_can_read_is_refused(tmp_path: Path) -> None:
 
 
 def test_runs_continue_one_chain(tmp_path: Path) -> None:
-    log = tmp_path / "veil-audit.jsonl"
+    log = tmp_path / "out" / "veil-audit.jsonl"  # the key folder is never among the media
     _run(log, tmp_path / "keys")
     _run(log, tmp_path / "keys")
     seqs = [json.loads(line)["seq"] for line in log.read_bytes().splitlines()]
     assert seqs == list(range(len(seqs)))
-    verdict = verify_log(log, media=tmp_path)
+    verdict = verify_log(log, media=log.parent)
     assert verdict.ok, verdict.problems
     assert len(verdict.runs) == 2 and verdict.media_checked == 2
     assert [r.counts["frames_out"] for r in verdict.runs] == [10, 10]

@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -238,17 +240,91 @@ def test_a_removed_output_is_named(published: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "added", ["extra.mp4", "sub/extra.jpg", ".face.veil-1234.partial.png", "EXTRA.PNG"]
+    "added",
+    ["extra.mp4", "sub/extra.jpg", "EXTRA.PNG", "x.webm", "x.mp4.bak", "README.txt", ".hidden"],
 )
-def test_an_added_media_file_is_named(published: Path, added: str) -> None:
+def test_any_added_file_is_named(published: Path, added: str) -> None:
+    """Whatever its name: `verify --media` once knew only Veil's own suffixes (issue 21)."""
     target = published / added
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(np.random.default_rng(0).bytes(1000))
     verdict = _media_verdict(published)
     assert not verdict.ok
     assert [str(p) for p in verdict.problems] == [
-        f"{added} is a media file the log does not name: added, or written by a run that "
-        "was not logged"
+        f"{added} is a file the log does not name: added, or written by a run that was not logged"
+    ]
+
+
+@pytest.mark.parametrize("name", ["x.webm", "x.mp4.bak", "face.png.orig"])
+def test_a_copy_of_an_original_under_any_name_is_called_out(
+    audited_run: AuditedRun, published: Path, name: str
+) -> None:
+    original = "clip.mp4" if "mp4" in name or "webm" in name else "face.png"
+    shutil.copy(audited_run.src / original, published / name)
+    verdict = _media_verdict(published)
+    assert [p.message for p in verdict.problems] == [
+        f"{name} is the unredacted original of {original} (seq "
+        f"{verdict.files[original].seq}): never publish it"
+    ]
+
+
+def test_a_link_or_a_pipe_in_the_folder_is_named(audited_run: AuditedRun, published: Path) -> None:
+    (published / "face.webm").symlink_to(audited_run.src / "face.png")
+    (published / "elsewhere").symlink_to(audited_run.src, target_is_directory=True)
+    os.mkfifo(published / "pipe.mp4")  # read, it would hang the check
+    verdict = _media_verdict(published)
+    assert [p.message for p in verdict.problems] == [
+        "elsewhere is a symbolic link the log does not name",
+        "face.webm is a symbolic link the log does not name",
+        "pipe.mp4 is not a regular file, and the log does not name it",
+    ]
+
+
+def test_a_status_file_is_accounted_for_only_when_it_is_one(
+    audited_run: AuditedRun, published: Path
+) -> None:
+    status = {"state": "stopped", "run": "ab" * 16, "frames_in": 3, "frames_out": 3}
+    (published / "status.json").write_text(json.dumps(status), encoding="utf-8")
+    assert _media_verdict(published).ok
+    shutil.copy(audited_run.src / "face.jpg", published / "status.json")
+    verdict = _media_verdict(published)
+    assert [p.message for p in verdict.problems] == [
+        f"status.json is the unredacted original of face.jpg (seq {verdict.files['face.jpg'].seq})"
+        ": never publish it"
+    ]
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    with pytest.raises(ProcessLookupError):
+        os.kill(proc.pid, 0)
+    return proc.pid
+
+
+@pytest.mark.parametrize(
+    ("owner", "says"),
+    [
+        ("old", "delete it once no Veil run is writing into this folder"),
+        ("dead", "the next `veil redact` into this folder removes it, or delete it"),
+    ],
+)
+def test_a_partial_is_named_as_one_with_its_fix(published: Path, owner: str, says: str) -> None:
+    tag = "1a2b3c4d" if owner == "old" else f"{_dead_pid():08x}1a2b3c4d"
+    name = f".face.veil-{tag}.partial.png"
+    (published / name).write_bytes(np.random.default_rng(0).bytes(1000))
+    verdict = _media_verdict(published)
+    assert [p.message for p in verdict.problems] == [
+        f"{name} is the hidden partial of an output a killed run left unfinished: {says}"
+    ]
+
+
+def test_a_partial_still_being_written_is_named_as_such(published: Path) -> None:
+    name = f".face.veil-{os.getpid():08x}1a2b3c4d.partial.png"
+    (published / name).write_bytes(b"")
+    verdict = _media_verdict(published)
+    assert [p.message for p in verdict.problems] == [
+        f"{name} is an output still being written (process {os.getpid()}): verify it later"
     ]
 
 
@@ -259,8 +335,3 @@ def test_an_unredacted_original_in_the_published_folder_is_called_out(
     verdict = _media_verdict(published)
     assert not verdict.ok
     assert "original.png is the unredacted original of face.png" in verdict.problems[0].message
-
-
-def test_a_non_media_file_is_not_counted(published: Path) -> None:
-    (published / "README.txt").write_text("published with Veil\n", encoding="utf-8")
-    assert _media_verdict(published).ok

@@ -4,6 +4,7 @@ behind, and no input ever modified."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ import av
 import cv2
 import numpy as np
 import pytest
+from bomb_helpers import avi_declaring, jpeg_declaring, mjpeg_avi, png_declaring
 
 from conftest import ASTRONAUT_FACE, Clip, veil
 from edge.audit import DEFAULT_LOG_NAME, verify_log
@@ -187,6 +189,43 @@ def existing_output(tmp: Path, m: Media) -> tuple[Args, Path]:
     return ["redact", src, "-o", existing], tmp / "face.redacted.png"
 
 
+def png_bomb(tmp: Path, m: Media) -> tuple[Args, Path]:
+    """A few dozen bytes declaring 100000x100000 pixels (issue 21: a 26-line traceback)."""
+    src = tmp / "bomb.png"
+    src.write_bytes(png_declaring(100_000, 100_000))
+    return ["redact", src, "-o", tmp / "out.png"], tmp / "out.png"
+
+
+def jpeg_bomb(tmp: Path, m: Media) -> tuple[Args, Path]:
+    """A real JPEG whose frame header says 20000x20000: under OpenCV's own limit."""
+    src = tmp / "bomb.jpg"
+    src.write_bytes(jpeg_declaring(cv2.imread(str(m.face_png)), 20_000, 20_000))
+    return ["redact", src, "-o", tmp / "out.jpg"], tmp / "out.jpg"
+
+
+def bmp_named_png(tmp: Path, m: Media) -> tuple[Args, Path]:
+    """OpenCV would decode it (and a dozen other formats) whatever the name says."""
+    ok, bmp = cv2.imencode(".bmp", cv2.imread(str(m.face_png)))
+    assert ok
+    src = tmp / "photo.png"
+    src.write_bytes(bmp.tobytes())
+    return ["redact", src, "-o", tmp / "out.png"], tmp / "out.png"
+
+
+def video_declaring_15000x15000(tmp: Path, m: Media) -> tuple[Args, Path]:
+    src = tmp / "huge.avi"
+    src.write_bytes(avi_declaring(15_000, 15_000))
+    return ["redact", src, "-o", tmp / "out.mp4"], tmp / "out.mp4"
+
+
+def video_frame_over_the_limit(tmp: Path, m: Media) -> tuple[Args, Path]:
+    """Declared 64x64, and so are its first frames; the third is 1200x1000."""
+    src = tmp / "grows.avi"
+    src.write_bytes(mjpeg_avi([(64, 64), (64, 64), (1200, 1000)]))
+    profile = _config(tmp, "[input]\nmax_image_area = 1_000_000\n")
+    return ["redact", src, "-o", tmp / "out.mp4", "--config", profile], tmp / "out.mp4"
+
+
 @dataclass(frozen=True)
 class Case:
     build: Builder
@@ -217,6 +256,23 @@ CASES = {
     ),
     "config-mask-scale-0.5": Case(_with_config("[redact]\nmask_scale = 0.5\n"), 2, "mask_scale"),
     "existing-output-no-overwrite": Case(existing_output, 2, "out.png"),
+    "png-bomb": Case(
+        png_bomb, 1, "declares 100000x100000 pixels, over the limit of 100,000,000 ([input]"
+    ),
+    "jpeg-bomb": Case(jpeg_bomb, 1, "bomb.jpg: declares 20000x20000 pixels, over the limit"),
+    "bmp-named-png": Case(bmp_named_png, 1, "photo.png: not a readable image"),
+    "video-declaring-15000x15000": Case(
+        video_declaring_15000x15000, 1, "huge.avi: declares 15000x15000 pixels a frame, over"
+    ),
+    "video-frame-over-the-limit": Case(
+        video_frame_over_the_limit, 1, "frame 2 has 1200x1000 pixels a frame, over the limit"
+    ),
+    "config-max-image-area-string": Case(
+        _with_config('[input]\nmax_image_area = "100000000"\n'), 2, "max_image_area"
+    ),
+    "config-max-image-area-too-high": Case(
+        _with_config("[input]\nmax_image_area = 1_000_000_000\n"), 2, "max_image_area"
+    ),
 }
 
 
@@ -328,3 +384,33 @@ def test_image_run_succeeds(media: Media, astronaut: np.ndarray, tmp_path: Path)
     face = (slice(fy, fy + fh), slice(fx, fx + fw))
     assert np.abs(image[face].astype(int) - astronaut[face]).mean() > 20, "face not redacted"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["face.png", "out.png", DEFAULT_LOG_NAME]
+
+
+def test_a_folder_run_stops_when_its_audit_log_fails(
+    astronaut: np.ndarray, tmp_path: Path, tmpfs: Callable[[int], Path]
+) -> None:
+    """A failed input is skipped, but a failed audit log is not: every later output would be
+    published with no record. The log sits on a disk that fills after a few files."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    small = astronaut[0:256, 100:356]
+    for n in range(10):
+        assert cv2.imwrite(str(src / f"{n}.png"), small)
+    disk = tmpfs(1)
+    (disk / "filler").write_bytes(bytes((1 << 20) - (8 << 10)))  # 8 KiB left: a few records
+    log = disk / DEFAULT_LOG_NAME
+
+    result = veil("redact", src, "-o", out, "--audit-log", log)
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith("veil: error: "), result.stderr
+    published = sorted(p.name for p in out.iterdir())
+    logged = [
+        json.loads(line)["name"]
+        for line in log.read_bytes().splitlines()
+        if line.endswith(b"}") and json.loads(line)["type"] == "file_closed"
+    ]
+    assert logged, "the disk filled before any file was logged: the test proves nothing"
+    assert len(published) < 10
+    # At most the output whose record failed is there unlogged; nothing was written after it.
+    assert len(published) <= len(logged) + 1

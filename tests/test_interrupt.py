@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
+from conftest import veil
 from edge.audit import DEFAULT_LOG_NAME, verify_log
 from edge.sample import write_sample
 
@@ -51,3 +55,55 @@ def test_a_stopped_run_leaves_no_partial_output(
     assert verdict.ok, verdict.problems
     assert [run.status for run in verdict.runs] == ["interrupted"]
     assert not verdict.files
+
+
+def test_a_killed_run_leaves_a_partial_that_verify_names_and_the_next_run_removes(
+    long_clip: Path, astronaut: np.ndarray, tmp_path: Path
+) -> None:
+    """SIGKILL (the OOM killer, a power cut) gives Veil no chance to clean up: the hidden partial
+    stays. `verify --media` names it as one, and the next run into the folder removes it."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge", "redact", str(long_clip), "-o", str(out / "clip.mp4")],
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not list(out.glob(".clip.veil-*.partial.mp4")):
+        assert proc.poll() is None, "the run ended before it was killed"
+        assert time.monotonic() < deadline, "the run never started writing"
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.kill()
+    proc.wait(timeout=60)
+    (partial,) = out.glob(".clip.veil-*.partial.mp4")
+    log = out / DEFAULT_LOG_NAME
+
+    # The log ends inside the killed run (the next run acknowledges that), and the partial:
+    assert [p.message for p in verify_log(log, media=out).problems][1:] == [
+        f"{partial.name} is the hidden partial of an output a killed run left unfinished: the "
+        "next `veil redact` into this folder removes it, or delete it"
+    ]
+
+    face = tmp_path / "face.png"
+    assert cv2.imwrite(str(face), astronaut)
+    again = veil("redact", face, "-o", out / "face.png")
+    assert again.returncode == 0, again.stderr
+    assert "veil: removed 1 unfinished output(s) left by a run that was killed" in again.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["face.png", DEFAULT_LOG_NAME]
+    verdict = verify_log(log, media=out)
+    assert verdict.ok, verdict.problems
+    assert [run.status for run in verdict.runs] == [None, "ok"]  # the killed run has no stop
+
+
+def test_a_partial_of_a_running_writer_is_left_alone(astronaut: np.ndarray, tmp_path: Path) -> None:
+    """The control: a partial whose writer still runs (this test's process) is not removed."""
+    out = tmp_path / "out"
+    out.mkdir()
+    busy = out / f".other.veil-{os.getpid():08x}1a2b3c4d.partial.png"
+    busy.write_bytes(b"being written")
+    face = tmp_path / "face.png"
+    assert cv2.imwrite(str(face), astronaut)
+    result = veil("redact", face, "-o", out / "face.png")
+    assert result.returncode == 0, result.stderr
+    assert busy.read_bytes() == b"being written"
+    assert "removed" not in result.stderr

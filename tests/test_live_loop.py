@@ -14,6 +14,7 @@ import threading
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -220,3 +221,38 @@ def test_file_source_without_realtime_is_not_live(sample_clip: Clip, blazeface) 
     sink = KeepingSink()
     report = run(source, blazeface, Redactor(RedactConfig()), sink, Config().track)
     assert report.frames_out == len(sample_clip.truth) and report.dropped == 0
+
+
+def _timeless_clip(path: Path, frames: int) -> Path:
+    """A 30 frames/s Matroska clip whose every timestamp is 0 (as some recorders write)."""
+    with av.open(str(path), "w", format="matroska") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        stream.options = {"bframes": "0"}
+        packets = []
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((64, 64, 3), i * 8, np.uint8), "bgr24")
+            frame.pts = i
+            packets += stream.encode(frame)
+        packets += stream.encode(None)
+        for packet in packets:
+            packet.pts = packet.dts = 0
+            out.mux(packet)
+    with av.open(str(path)) as probe:
+        assert {f.pts for f in probe.decode(video=0)} == {0}
+    return path
+
+
+def test_file_source_paces_a_clip_without_timestamps_at_its_rate(tmp_path: Path) -> None:
+    """Issue 21: with every pts 0, `--realtime` released all frames at once."""
+    clip = _timeless_clip(tmp_path / "timeless.mkv", 15)
+    source = FileLiveSource(clip, RunClock(), realtime=True, loop=True)
+    start = time.monotonic()
+    frames = []
+    for raw in source.frames():
+        frames.append(raw)
+        if len(frames) == 30:  # two replays
+            break
+    source.close()
+    assert time.monotonic() - start >= 29 / 30 * 0.95
+    assert [f.index for f in frames] == list(range(30))

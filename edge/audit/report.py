@@ -6,6 +6,7 @@ from collections import Counter
 
 from edge.audit.records import COUNTS
 from edge.audit.verify import Verdict
+from edge.names import shown
 
 
 def _span(v: Verdict) -> str:
@@ -24,7 +25,7 @@ def render_summary(v: Verdict) -> str:
         causes.update(run.fail_closed)
     logged = [f for f in v.files.values() if not f.deleted]
     lines = [
-        f"{v.path}: {v.records} record(s), {_span(v)}",
+        f"{shown(v.path)}: {v.records} record(s), {_span(v)}",
         f"frames: {totals['frames_in']} in, {totals['frames_out']} out, {totals['dropped']} "
         f"dropped, {totals['obscured']} fully obscured; {totals['faces']} face mask(s) drawn",
         "fail-closed: "
@@ -41,7 +42,7 @@ def render_summary(v: Verdict) -> str:
             f"origin NOT checked: signatures hold under the key(s) the log names ({ids}); "
             "pass --pubkey with the device's key to prove where the records come from"
         )
-    lines += [f"note: {n}" for n in v.notes]
+    lines += [f"note: {shown(n)}" for n in v.notes]
     if v.ok:
         lines.append("OK: the chain, every signature and every sequence number hold")
     else:
@@ -53,6 +54,7 @@ def render_summary(v: Verdict) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
+    rows = [[shown(cell) for cell in row] for row in rows]  # names come from the log: escaped
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]

@@ -7,6 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge.names import shown
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -20,7 +22,9 @@ class Problem:
             where.append(f"line {self.line}")
         if self.seq is not None:
             where.append(f"seq {self.seq}")
-        return f"{', '.join(where)}: {self.message}" if where else self.message
+        # Escaped here too, whatever built the message: a name in it must not break the line.
+        message = shown(self.message)
+        return f"{', '.join(where)}: {message}" if where else message
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Checks an audit log: every line a whole canonical record, sequence numbers without gaps, the
 hash chain, each record's signature under its run's key (and that key against the ones given),
 each run closed by a `run_stop` whose totals match its summaries, and, given a media folder, that
-every logged file is there with its logged hash and that no other media file is.
+every logged file is there with its logged hash and that nothing else is (`verify_media`).
 
 The scan goes on after a problem, resynchronising on the record it stands on, so that one edit
 yields the problem at that record first. `Verdict.problems[0]` is the first bad record and why.
@@ -33,10 +33,10 @@ from edge.audit.records import (
     signed_part,
 )
 from edge.audit.verdict import LoggedFile, Problem, RunInfo, Verdict
+from edge.audit.verify_media import check_media
 from edge.config import first_problem
-from edge.digest import sha256_bytes, sha256_file
+from edge.digest import sha256_bytes
 from edge.errors import UsageError
-from edge.media import media_kind
 
 __all__ = ["LoggedFile", "Problem", "RunInfo", "Verdict", "verify_log"]
 
@@ -56,7 +56,7 @@ def verify_log(
     if media is not None:
         if not media.is_dir():
             raise UsageError(f"media folder not found: {media}")
-        _check_media(verdict, media)
+        check_media(verdict, media)
     return verdict
 
 
@@ -300,80 +300,3 @@ class _Scan:
                 line_count + 1,
                 self.expected,
             )
-
-
-def _check_c2pa(v: Verdict, path: Path, logged: LoggedFile) -> None:
-    from edge.audit import c2pa
-
-    if not c2pa.available():
-        v.notes.append(f"{logged.name}: its C2PA manifest was not checked ({c2pa.MISSING})")
-        return
-    try:
-        reason = c2pa.check_file(path, logged.signer)
-    except (UsageError, OSError) as exc:
-        reason = f"C2PA manifest cannot be checked: {exc}"
-    if reason is not None:
-        v.problems.append(Problem(f"{logged.name}: {reason}", logged.line, logged.seq))
-    else:
-        v.c2pa_checked += 1
-
-
-def _check_media(v: Verdict, media: Path) -> None:
-    root = media.resolve()
-    log_dir = v.path.parent.resolve()
-    expected: dict[Path, LoggedFile] = {}
-    for logged in v.files.values():
-        if logged.deleted:
-            continue
-        try:
-            path = (log_dir / logged.name).resolve()
-        except (OSError, ValueError):
-            v.problems.append(Problem(f"{logged.name!r}: not a usable file name", logged.line))
-            continue
-        if path.is_relative_to(root):
-            expected[path] = logged
-        else:
-            v.notes.append(f"{logged.name}: outside {media}, not checked")
-    for path, logged in expected.items():
-        where = {"line": logged.line, "seq": logged.seq}
-        try:
-            size, digest = sha256_file(path)
-        except FileNotFoundError:
-            v.problems.append(Problem(f"{logged.name} is missing", **where))
-            continue
-        except OSError as exc:
-            v.problems.append(Problem(f"{logged.name} cannot be read: {exc.strerror}", **where))
-            continue
-        v.media_checked += 1
-        if digest != logged.sha256:
-            v.problems.append(
-                Problem(
-                    f"{logged.name}: SHA-256 {digest[:16]}… is not the logged "
-                    f"{logged.sha256[:16]}… (size {size}, logged {logged.size}): replaced, "
-                    "edited or re-encoded",
-                    **where,
-                )
-            )
-        elif logged.c2pa:
-            _check_c2pa(v, path, logged)
-    originals = {f.source_sha256: f for f in v.files.values() if f.source_sha256}
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        resolved = path.resolve()
-        if media_kind(path) is None or resolved in expected:
-            continue
-        shown = path.relative_to(root).as_posix()
-        try:
-            _, digest = sha256_file(path)
-        except OSError:
-            digest = ""
-        if digest in originals:
-            of = originals[digest]
-            message = (
-                f"{shown} is the unredacted original of {of.name} (seq {of.seq}): never publish it"
-            )
-        else:
-            message = (
-                f"{shown} is a media file the log does not name: added, or written by a run "
-                "that was not logged"
-            )
-        v.problems.append(Problem(message))

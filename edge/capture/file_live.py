@@ -38,16 +38,19 @@ class FileLiveSource:
         index = 0
         shift = 0  # added to this replay's pts, in the file's time base
         pts0: int | None = None  # the file's first pts
+        elapsed = 0.0  # seconds from the first frame to this one, in the file's time
         started = time.monotonic()
         while True:
             last = step = None
             for raw in self._video.frames():
                 pts = (raw.pts or 0) + shift
                 pts0 = pts if pts0 is None else pts0
-                step = None if last is None else pts - last
+                if last is not None:
+                    step = pts - last
+                    elapsed += self._seconds(step)
                 last = pts
                 if self.live:
-                    due = started + self._seconds(pts - pts0, index)
+                    due = started + elapsed
                     if self._clock.stop.wait(max(0.0, due - time.monotonic())):
                         return
                 elif self._clock.stop.is_set():
@@ -57,13 +60,20 @@ class FileLiveSource:
             if not self._loop or last is None or pts0 is None:
                 return
             # The next replay starts one frame step after this one's last frame.
-            shift = last + max(step or 1, 1) - pts0
+            shift = last + (step if step and step > 0 else self._frame_ticks()) - pts0
             self._video.rewind()
 
-    def _seconds(self, ticks: int, index: int) -> float:
-        if self.time_base is not None:
+    def _seconds(self, ticks: int) -> float:
+        """The time between two frames `ticks` apart. Where timestamps do not advance (a file
+        whose every pts is 0, or missing), the stream's frame rate (else 30/s) paces it."""
+        if ticks > 0 and self.time_base is not None:
             return float(ticks * self.time_base)
-        return index / float(self.rate or 30)
+        return 1 / float(self.rate or 30)
+
+    def _frame_ticks(self) -> int:
+        if self.time_base is None:
+            return 1
+        return max(1, round(1 / (float(self.rate or 30) * float(self.time_base))))
 
     def close(self) -> None:
         self._video.close()

@@ -2,6 +2,10 @@
 
 The one piece of metadata that is *applied* rather than copied is the display rotation of phone
 videos: frames are turned upright, since the output carries no rotation tag.
+
+A stream that declares a frame over the pixel limit is refused before anything is decoded, and so
+is one with a decoded frame over it (a stream may change size midway), before that frame is
+converted.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import av
 import cv2
 import numpy as np
 
+from edge.config_input import DEFAULT_MAX_PIXELS
 from edge.errors import MediaError
 from edge.frames import Pixels, RawFrame
 
@@ -26,8 +31,11 @@ _UPRIGHT = {90: cv2.ROTATE_90_COUNTERCLOCKWISE, -90: cv2.ROTATE_90_CLOCKWISE, 18
 class VideoFileSource:
     kind = "video-file"
 
-    def __init__(self, path: Path, *, threads: int = 0) -> None:
+    def __init__(
+        self, path: Path, *, threads: int = 0, max_pixels: int = DEFAULT_MAX_PIXELS
+    ) -> None:
         self.path = path
+        self.max_pixels = max_pixels
         try:
             self._container: Any = av.open(str(path), mode="r")
         except (av.FFmpegError, OSError, ValueError) as exc:
@@ -42,6 +50,8 @@ class VideoFileSource:
         if not self._container.streams.video:
             raise MediaError(f"{self.path}: has no video stream")
         self._stream = self._container.streams.video[0]
+        context = self._stream.codec_context
+        self._check_size(int(context.width or 0), int(context.height or 0), "declares")
         self._stream.thread_type = "AUTO"
         self._stream.codec_context.thread_count = threads
         rate = self._stream.average_rate or self._stream.guessed_rate
@@ -62,6 +72,7 @@ class VideoFileSource:
         self._rotate = _UPRIGHT.get(rotation)
         self.rotation = rotation if self._rotate is not None else 0
         w, h = int(self._first.width), int(self._first.height)
+        self._check_size(w, h, "frame 0 has")
         self.width, self.height = (h, w) if self.rotation in (90, -90) else (w, h)
 
     def _decode(self) -> Iterator[Any]:
@@ -81,10 +92,23 @@ class VideoFileSource:
                 f"{self.path}: decoding failed at frame {index} ({_reason(exc)})"
             ) from None
 
+    def _check_size(self, width: int, height: int, how: str) -> None:
+        if width * height > self.max_pixels:
+            raise MediaError(
+                f"{self.path}: {how} {width}x{height} pixels a frame, over the limit of "
+                f"{self.max_pixels:,} ([input] max_image_area)"
+            )
+
     def frames(self) -> Iterator[RawFrame]:
         index = 0
         for frame in _chain(self._first, self._decoded):
-            pixels = to_bgr(frame)
+            self._check_size(int(frame.width), int(frame.height), f"frame {index} has")
+            try:
+                pixels = to_bgr(frame)
+            except (av.FFmpegError, ValueError, cv2.error) as exc:  # a pixel format it cannot take
+                raise MediaError(
+                    f"{self.path}: decoding failed at frame {index} ({_reason(exc)})"
+                ) from None
             if self._rotate is not None:
                 pixels = np.asarray(cv2.rotate(pixels, self._rotate), dtype=np.uint8)
             yield RawFrame(pixels, index, frame.pts, self.time_base)

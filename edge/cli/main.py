@@ -184,7 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--media",
         type=Path,
         help="folder of outputs: every logged file in it must match its hash, and no other "
-        "media file may be there",
+        "file may be there (but the log and a `veil run` status file)",
     )
     show = audit_sub.add_parser("show", help="the log's runs and files as tables, then verify")
     show.add_argument("log", type=Path)
@@ -355,7 +355,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return _dispatch(args)
     except VeilError as exc:
-        print(f"veil: error: {exc}", file=sys.stderr)
+        from edge.names import shown  # a name in the message must not break or forge lines
+
+        print(f"veil: error: {shown(exc)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("veil: interrupted; unfinished outputs were removed", file=sys.stderr)

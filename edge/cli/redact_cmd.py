@@ -3,26 +3,33 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
+from pydantic import TypeAdapter, ValidationError
 from tqdm import tqdm
 
 from edge import __version__
 from edge.audit import DEFAULT_LOG_NAME, AuditLog, AuditTrail, DeviceKey, c2pa, load_or_create
 from edge.audit.keys import check_outside, default_key_dir
+from edge.audit.records import FileName
 from edge.capture import FrameSource, ImageFileSource, VideoFileSource
 from edge.cli.progress import terminal_size
 from edge.config import Config, load_config
 from edge.detect import FaceDetector, build_detector, fallback_warning, providers_of
 from edge.digest import sha256_file
-from edge.errors import MediaError, UsageError, VeilError
+from edge.errors import AuditError, MediaError, OutputError, UsageError, VeilError
 from edge.loop import run, video_sink_for
 from edge.media import Job, media_kind, output_root, plan
+from edge.names import shown
 from edge.pipeline import RunReport
 from edge.redact import Redactor
 from edge.sinks import ImageFileSink, Sink
-from edge.sinks.atomic import Seal
+from edge.sinks.atomic import Seal, stale_partials
+from edge.sinks.retention import partial_stem
 from edge.status import StatusBoard
+
+_LOG_NAME: TypeAdapter[str] = TypeAdapter(FileName)
 
 
 class Runner:
@@ -45,11 +52,19 @@ class Runner:
 
     def run_job(self, job: Job, show_progress: bool) -> RunReport:
         """Redact one input; its output, or its abandonment, is logged before this returns."""
+        try:
+            _LOG_NAME.validate_python(self.trail.name(job.dst))
+        except ValidationError:
+            # Checked first: an output the log cannot name would be published unlogged.
+            raise OutputError(
+                f"{shown(job.dst)}: the audit log cannot hold this name relative to its folder "
+                "(a control character, or over 1024 characters); nothing written"
+            ) from None
         report = RunReport()
         try:
             source_sha256 = sha256_file(job.src)[1]
         except OSError as exc:
-            raise MediaError(f"cannot read {job.src}: {exc.strerror or exc}") from None
+            raise MediaError(f"cannot read {shown(job.src)}: {exc.strerror or exc}") from None
         try:
             self._run(job, show_progress, report)
         except BaseException as exc:
@@ -63,8 +78,9 @@ class Runner:
     def _run(self, job: Job, show_progress: bool, report: RunReport) -> None:
         source: FrameSource
         sink: Sink
+        limit = self.cfg.input.max_image_area
         if job.kind == "video":
-            video = VideoFileSource(job.src)
+            video = VideoFileSource(job.src, max_pixels=limit)
             source = video
             try:
                 sink = video_sink_for(video, job.dst, self.cfg.video, self.seal)
@@ -73,14 +89,14 @@ class Runner:
                 raise
             total = video.frame_count
         else:
-            source = ImageFileSource(job.src)
+            source = ImageFileSource(job.src, max_pixels=limit)
             sink = ImageFileSink(job.dst, seal=self.seal)
             total = 1
         detector = self.detector(job.kind)
         with tqdm(
             total=total,
             unit="frame",
-            desc=job.src.name,
+            desc=shown(job.src.name),
             disable=not show_progress,
             leave=False,
             **terminal_size(),
@@ -100,7 +116,8 @@ class Runner:
 def _summary(job: Job, report: RunReport) -> str:
     # Masks, not faces: one face on 120 frames is 120 masks (Veil never counts people).
     text = (
-        f"{job.src} -> {job.dst}: {report.frames_out} frame(s), {report.faces} face mask(s) drawn"
+        f"{shown(job.src)} -> {shown(job.dst)}: {report.frames_out} frame(s), {report.faces} "
+        "face mask(s) drawn"
     )
     if job.kind == "video":
         fps = report.frames_out / report.seconds if report.seconds else 0.0
@@ -135,17 +152,18 @@ def redact_command(
     key, created = load_or_create(key_folder)
     if created:
         print(
-            f"veil: made the device key in {key_folder} (id {key.key_id}); export its public "
-            "half with `veil audit pubkey`",
+            f"veil: made the device key in {shown(key_folder)} (id {key.key_id}); export its "
+            "public half with `veil audit pubkey`",
             file=sys.stderr,
         )
+    _remove_stale_partials({job.dst.parent for job in jobs if job.refused is None})
     with AuditLog(log_path, key) as log:
         trail = AuditTrail(log, cfg)
         trail.start("files")
         with trail.stopping() as outcome:
             failed, obscured = _run_jobs(jobs, Runner(cfg, trail, seal_for(cfg, key)))
             outcome.status = "error" if failed else "fail-closed" if obscured else "ok"
-    print(f"audit log: {log_path} (run {trail.run[:8]}, key {key.key_id})", file=sys.stderr)
+    print(f"audit log: {shown(log_path)} (run {trail.run[:8]}, key {key.key_id})", file=sys.stderr)
     if failed:
         print(
             f"veil: error: {failed} of {len(jobs)} input(s) failed; the others were written",
@@ -175,18 +193,58 @@ def seal_for(cfg: Config, key: DeviceKey) -> Seal | None:
     return lambda src, dst: c2pa.sign_file(src, dst, key, __version__)
 
 
+def _remove_stale_partials(folders: Iterable[Path]) -> None:
+    """The hidden partial outputs that runs killed outright (SIGKILL, a power cut) left where this
+    run writes: nothing else removes them, and `veil audit verify --media` counts them. Partial
+    segments stay, for `veil run` to recover."""
+    removed = 0
+    for path in stale_partials(folders):
+        if partial_stem(path) is not None:
+            continue
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        removed += 1
+    if removed:
+        print(
+            f"veil: removed {removed} unfinished output(s) left by a run that was killed",
+            file=sys.stderr,
+        )
+
+
 def _run_jobs(jobs: list[Job], runner: Runner) -> tuple[int, int]:
-    """Run every job; returns (inputs failed, frames fully obscured)."""
+    """Run every job; returns (inputs failed, frames fully obscured). In a folder run a failed
+    input is reported and skipped, unless the audit log fails: nothing is written unlogged."""
     show_progress = sys.stderr.isatty()
     failed = obscured = 0
     for job in jobs:
+        if job.refused is not None:
+            failed += 1
+            print(f"veil: error: {job.refused}", file=sys.stderr)
+            continue
         try:
             report = runner.run_job(job, show_progress)
+        except AuditError:
+            raise
         except VeilError as exc:
             if len(jobs) == 1:
                 raise
             failed += 1
-            print(f"veil: error: {exc}", file=sys.stderr)
+            print(f"veil: error: {shown(exc)}", file=sys.stderr)
+            continue
+        except Exception as exc:
+            # A fault no check foresaw (a decoder's, a library's) costs this input only; its
+            # output was already discarded, and logged as such, by run_job.
+            what = shown(str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+            error = MediaError(
+                f"{shown(job.src)}: failed unexpectedly ({type(exc).__name__}"
+                + (f": {what})" if what else ")")
+            )
+            if len(jobs) == 1:
+                raise error from exc
+            failed += 1
+            print(f"veil: error: {error}", file=sys.stderr)
             continue
         obscured += report.obscured
         print(_summary(job, report), file=sys.stderr)

@@ -1,18 +1,29 @@
 """Outputs appear under their final name only when complete: write to a hidden temporary file in
-the same folder, fsync, then rename. A failed run leaves no half-written file behind."""
+the same folder, fsync, then rename. A failed run leaves no half-written file behind.
+
+The temporary name carries the writer's process id (`.NAME.veil-PPPPPPPPRRRRRRRR.partial.EXT`:
+eight hex digits of pid, eight random), so that what a killed run left can be told from what a
+running one is writing (`stale_partials`).
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from edge.digest import sha256_file
 from edge.durable import file_in_the_way, sync_file, sync_folder
 from edge.errors import OutputError
+from edge.names import NAME_MAX
 
 _MARK = ".veil-"
+_OWNER = re.compile(r"\.veil-(?P<pid>[0-9a-f]{8})[0-9a-f]{8}\.partial")
+# What a temporary name adds to the stem besides the suffix: ".", the mark, 16 hex digits,
+# ".partial" and the seal's ".sealing".
+_ADDED = 1 + len(_MARK) + 16 + len(".partial") + len(".sealing")
 # Rewrites a finished file into a new one (e.g. adds a C2PA manifest) before it is hashed.
 Seal = Callable[[Path, Path], None]
 
@@ -22,11 +33,54 @@ def is_partial(path: Path) -> bool:
     return path.name.startswith(".") and _MARK in path.name and ".partial" in path.name
 
 
+def partial_owner(path: Path) -> int | None:
+    """The process id that writes (or wrote) a partial, or None for a name that does not say
+    (one of an older Veil)."""
+    match = _OWNER.search(path.name) if is_partial(path) else None
+    return int(match["pid"], 16) if match else None
+
+
+def is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def stale_partials(folders: Iterable[Path]) -> Iterator[Path]:
+    """The partial files in `folders` (not below them) whose writer no longer runs on this
+    device."""
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:  # not made yet, or unreadable: nothing of ours is there
+            continue
+        for entry in entries:
+            path = Path(entry.path)
+            owner = partial_owner(path)
+            if owner is not None and not is_running(owner) and entry.is_file(follow_symlinks=False):
+                yield path
+
+
+def _temp_stem(stem: str, suffix: str) -> str:
+    # A long name must not make the temporary one too long to create: cut the stem instead (the
+    # final name is checked before any work, see edge.names).
+    budget = NAME_MAX - _ADDED - len(os.fsencode(suffix))
+    while len(os.fsencode(stem)) > budget:
+        stem = stem[:-1]
+    return stem
+
+
 class AtomicFile:
     def __init__(self, final: Path) -> None:
         self.final = final
         suffix = final.suffix
-        self.temp = final.with_name(f".{final.stem}{_MARK}{secrets.token_hex(4)}.partial{suffix}")
+        stem = _temp_stem(final.stem, suffix)
+        tag = f"{os.getpid():08x}{secrets.token_hex(4)}"
+        self.temp = final.with_name(f".{stem}{_MARK}{tag}.partial{suffix}")
         blocker = file_in_the_way(final)
         if blocker is not None:
             raise OutputError(f"cannot write {final}: {blocker} is a file, not a folder")
