@@ -119,9 +119,11 @@ class AuditTrail:
         if report is not self._report:
             self._report, self._seen = report, _Seen()
         seen = self._seen
-        now = {name: int(getattr(report, name)) for name in COUNTS}
+        # One snapshot, taken whole: other threads drop frames meanwhile, and a summary's
+        # causes must add up to its dropped and obscured counts (the verifier checks).
+        now, causes = report.tally()
         delta = {name: now[name] - seen.counts[name] for name in COUNTS}
-        failures = report.failures - seen.failures
+        failures = causes - seen.failures
         if if_new and not any(delta.values()) and not failures:
             return
         p50, p99 = _percentiles(report.detect.since(seen.detect_count))
@@ -137,7 +139,7 @@ class AuditTrail:
         )
         self.totals.update(delta)
         seen.counts = now
-        seen.failures = Counter(report.failures)
+        seen.failures = causes
         seen.detect_count = report.detect.count
         seen.latency_count = report.latency.count
         self._last = time.monotonic()

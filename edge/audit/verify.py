@@ -237,6 +237,13 @@ class _Scan:
         run = self.run
         assert run is not None
         if isinstance(record, Summary):
+            if (causes := sum(record.fail_closed.values())) != record.dropped + record.obscured:
+                self.problem(
+                    f"the summary's fail-closed causes add up to {causes}, not to its "
+                    f"{record.dropped} dropped + {record.obscured} obscured frames",
+                    number,
+                    record.seq,
+                )
             for name in COUNTS:
                 run.counts[name] += getattr(record, name)
             run.fail_closed.update(record.fail_closed)
