@@ -28,7 +28,7 @@ from edge.cli.redact_cmd import announce_detector, seal_for
 from edge.cli.service import supervised
 from edge.config import Config, load_config
 from edge.detect import build_detector
-from edge.errors import UsageError
+from edge.errors import AuditError, UsageError
 from edge.loop import run
 from edge.media import media_kind
 from edge.pipeline import Realtime, RunReport
@@ -184,7 +184,16 @@ def run_command(args: RunArgs) -> int:
             cfg.live.max_latency_ms,
         )
         events = LiveEvents(trail, board, report)
-        board.start(tick=lambda: trail.observe(report))
+
+        def tick() -> None:
+            try:
+                trail.observe(report)
+            except AuditError:
+                # Nothing may be recorded that the log cannot hold: the run stops, and its stop
+                # record's write reports the log's first error.
+                clock.stop.set()
+
+        board.start(tick=tick)
 
         rate = Fraction(cfg.live.fps).limit_denominator(1001)
 
