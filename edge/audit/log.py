@@ -72,6 +72,17 @@ def parse_record(line: bytes) -> dict[str, Any] | None:
     return obj
 
 
+def torn_write(region: bytes) -> bool:
+    """Whether `region`, the bytes between two whole records (its newline included), can be
+    what a power cut leaves: the start of a record whose write was cut off, or zeros where the
+    file system had not written it yet; two such lines at most (a run that was cut off while
+    writing its first record, after one that was). Anything else was put there."""
+    lines = region.removesuffix(b"\n").split(b"\n")
+    return len(lines) <= 2 and all(
+        not line.strip(b"\0") or line.startswith(b'{"') or b'{"'.startswith(line) for line in lines
+    )
+
+
 def read_tail(data: bytes, whole_file: bool) -> Tail:
     """Find the last whole record in `data`, the end of a log (all of it if `whole_file`)."""
     if not data:

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from edge.audit.keys import key_id, public_from_b64, raw_public, signature_holds
-from edge.audit.log import parse_record
+from edge.audit.log import parse_record, torn_write
 from edge.audit.records import (
     COUNTS,
     GENESIS,
@@ -141,6 +141,7 @@ class _Scan:
             obj.get("type") == "run_start"
             and obj.get("torn_bytes") == len(region)
             and obj.get("torn_sha256") == sha256_bytes(region)
+            and torn_write(region)
         )
         if acknowledged:
             self.verdict.notes.append(

@@ -186,6 +186,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder of outputs: every logged file in it must match its hash, and no other "
         "media file may be there",
     )
+    verify.add_argument(
+        "--head",
+        metavar="SEQ:SHA256",
+        help="a head published earlier (`veil audit head`): the log must still hold it",
+    )
+    head = audit_sub.add_parser(
+        "head", help="print the log's head (SEQ:SHA256), to publish where the device cannot edit"
+    )
+    head.add_argument("log", type=Path)
     show = audit_sub.add_parser("show", help="the log's runs and files as tables, then verify")
     show.add_argument("log", type=Path)
     show.add_argument("--pubkey", type=Path, action="append", help="as for verify")
