@@ -168,13 +168,18 @@ def test_check_config_and_bad_sources_print_no_credential(tmp_path: Path) -> Non
         tmp_path,
         "bad",
         f'[live]\nsource = "rtsp://{CAM_USER}:{CAM_PW}@10.0.0.9/x"\nfps = 0\n'
-        f'[stream_out]\nurl = "http://nvr:{NVR_PW}@10.0.0.1/x?token={NVR_TOKEN}"\n',
+        f'[stream_out]\nurl = "http://nvr:{NVR_PW}@10.0.0.1/x?token={NVR_TOKEN}"\n'
+        # A credential in a setting meant for none, whose error quotes the value.
+        f'[preview]\nbind = "{CAM_USER}:{CAM_PW}@10.0.0.1:80"\n',
     )
     checked = veil("check-config", bad)
     assert checked.returncode == 2 and "stream_out.url" in checked.stderr
+    assert "preview.bind: '***@10.0.0.1:80'" in checked.stderr
     ran = veil("run", "--config", bad, "--output-dir", tmp_path / "rec")
     assert ran.returncode == 2
-    texts = [checked.stdout, checked.stderr, ran.stdout, ran.stderr]
+    preview = veil("run", "--preview", f"http://{CAM_USER}:{CAM_PW}@10.0.0.1:80")
+    assert preview.returncode == 2
+    texts = [checked.stdout, checked.stderr, ran.stdout, ran.stderr, preview.stderr]
     for source in (f"{CAM_USER}:{CAM_PW}@10.0.0.9", f"webcam?password={CAM_PW}&t={CAM_TOKEN}"):
         unknown = veil("run", "--source", source, "--output-dir", tmp_path / "rec")
         assert unknown.returncode == 2 and "unknown source" in unknown.stderr

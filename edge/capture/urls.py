@@ -29,7 +29,7 @@ _SECRET_PARAM = re.compile(
 # unencoded `/` in a password).
 _USERINFO = re.compile(r"[^\s/@\"']+@")
 # A query outside a URL (`webcam?user=x&p=y`): any of its names may carry a secret.
-_QUERY = re.compile(r"(?<=[^\s?])\?(?!\*\*\*)[^\s\"']+")
+_QUERY = re.compile(r"(?<=[^\s?])\?[^\s\"'=&?]+=[^\s\"']*")
 
 
 def safe_url(url: str) -> str:

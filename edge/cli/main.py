@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import NoReturn
 
 from edge import __version__
-from edge.errors import UsageError, VeilError
+from edge.capture.urls import shown
+from edge.errors import ConfigError, UsageError, VeilError
 
 
 class _Parser(argparse.ArgumentParser):
@@ -364,7 +365,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return _dispatch(args)
     except VeilError as exc:
-        print(f"veil: error: {exc}", file=sys.stderr)
+        # A config error may quote a value: a credential put in the wrong setting is masked.
+        text = shown(str(exc)) if isinstance(exc, ConfigError) else str(exc)
+        print(f"veil: error: {text}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("veil: interrupted; unfinished outputs were removed", file=sys.stderr)
