@@ -83,6 +83,18 @@ class RunReport:
                 self.obscured += 1
             self.failures[cause] += 1
 
+    def tally(self) -> tuple[dict[str, int], Counter[str]]:
+        """The counts and the causes at one moment: the causes add up to dropped + obscured."""
+        with self._lock:
+            counts = {
+                "frames_in": self.frames_in,
+                "frames_out": self.frames_out,
+                "dropped": self.dropped,
+                "obscured": self.obscured,
+                "faces": self.faces,
+            }
+            return counts, Counter(self.failures)
+
     def stages(self) -> dict[str, Timings]:
         """The per-frame stage timings, in the order a frame goes through them."""
         return {

@@ -178,7 +178,12 @@ class StatusBoard:
             self.body = body.encode("utf-8")
             temp = self.path.with_name(f".{self.path.name}.tmp")
             try:
-                temp.write_text(body, encoding="utf-8")
+                # Made afresh, never opened through a link planted under its name (which would
+                # have Veil write wherever the link points).
+                temp.unlink(missing_ok=True)
+                fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+                with os.fdopen(fd, "w", encoding="utf-8") as file:
+                    file.write(body)
                 os.replace(temp, self.path)
             except OSError:
                 temp.unlink(missing_ok=True)  # a full disk: the recording matters more

@@ -273,7 +273,7 @@ def test_credentials_in_a_camera_url_reach_no_log_status_or_error(
     recs = records(out / "veil-audit.jsonl")
     assert any(r["type"] == "source_lost" for r in recs)
     status = json.loads((out / "status.json").read_text())
-    assert status["source"] == "rtsp://127.0.0.1:9/stream"
+    assert status["source"] == "rtsp://***@127.0.0.1:9/stream?***"
     assert status["source_connected"] is False and status["source_losses"] == 1
 
 

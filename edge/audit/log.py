@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import json
 import os
@@ -71,6 +72,17 @@ def parse_record(line: bytes) -> dict[str, Any] | None:
     return obj
 
 
+def torn_write(region: bytes) -> bool:
+    """Whether `region`, the bytes between two whole records (its newline included), can be
+    what a power cut leaves: the start of a record whose write was cut off, or zeros where the
+    file system had not written it yet; two such lines at most (a run that was cut off while
+    writing its first record, after one that was). Anything else was put there."""
+    lines = region.removesuffix(b"\n").split(b"\n")
+    return len(lines) <= 2 and all(
+        not line.strip(b"\0") or line.startswith(b'{"') or b'{"'.startswith(line) for line in lines
+    )
+
+
 def read_tail(data: bytes, whole_file: bool) -> Tail:
     """Find the last whole record in `data`, the end of a log (all of it if `whole_file`)."""
     if not data:
@@ -113,7 +125,12 @@ class AuditLog:
         self.path = path
         self.key = key
         self._fd = -1
-        self._broken = False
+        # The first write or sync that failed, as every later one reports it: "no space left",
+        # not "failed earlier".
+        self._failure: str | None = None
+        if path.is_symlink():
+            # A link planted where the log goes would have Veil create or append to its target.
+            raise AuditError(f"audit log {path} is a symbolic link: give the log's real path")
         existed = path.exists()
         if existed and not path.is_file():
             raise AuditError(f"audit log {path} is not a file")
@@ -122,9 +139,11 @@ class AuditLog:
             raise AuditError(f"cannot write audit log {path}: {blocker} is a file, not a folder")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+            flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW
+            self._fd = os.open(path, flags, 0o644)
         except OSError as exc:
-            raise AuditError(f"cannot open audit log {path}: {exc.strerror or exc}") from None
+            why = "it is a symbolic link" if exc.errno == errno.ELOOP else exc.strerror or exc
+            raise AuditError(f"cannot open audit log {path}: {why}") from None
         try:
             try:
                 fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -156,8 +175,8 @@ class AuditLog:
             return self._append(body)
 
     def _append(self, body: dict[str, Any]) -> int:
-        if self._broken:
-            raise AuditError(f"audit log {self.path} failed earlier; nothing more is written")
+        if self._failure is not None:
+            raise AuditError(f"{self._failure}; nothing more is written to it")
         obj = {
             "v": FORMAT,
             "seq": self._seq,
@@ -188,15 +207,19 @@ class AuditLog:
             while view:
                 view = view[os.write(self._fd, view) :]
         except OSError as exc:
-            self._broken = True
-            raise AuditError(f"cannot write audit log {self.path}: {exc.strerror}") from None
+            raise self._failed("write", exc) from None
 
     def sync(self) -> None:
+        if self._failure is not None:
+            raise AuditError(f"{self._failure}; nothing more is written to it")
         try:
             os.fsync(self._fd)
         except OSError as exc:
-            self._broken = True
-            raise AuditError(f"cannot sync audit log {self.path}: {exc.strerror}") from None
+            raise self._failed("sync", exc) from None
+
+    def _failed(self, action: str, exc: OSError) -> AuditError:
+        self._failure = f"cannot {action} audit log {self.path}: {exc.strerror or exc}"
+        return AuditError(self._failure)
 
     def close(self) -> None:
         if self._fd >= 0:

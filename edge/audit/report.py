@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+from edge.audit.head import format_head
 from edge.audit.records import COUNTS
 from edge.audit.verify import Verdict
 from edge.names import shown
@@ -35,7 +36,7 @@ def render_summary(v: Verdict) -> str:
         + (f", {v.c2pa_checked} C2PA manifest(s) valid" if v.c2pa_checked else ""),
     ]
     if v.head is not None:
-        lines.append(f"head: seq {v.head[0]}, sha256 {v.head[1]}")
+        lines.append(f"head: {format_head(*v.head)}")
     if not v.trusted_keys and v.runs:
         ids = ", ".join(sorted({r.key_id for r in v.runs}))
         lines.append(

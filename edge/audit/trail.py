@@ -23,28 +23,12 @@ import numpy as np
 from edge import __version__
 from edge.audit.log import AuditLog
 from edge.audit.records import COUNTS, Output, Status
+from edge.audit.settings import config_sha256, flat_settings
 from edge.config import Config
 from edge.detect import FaceDetector, pinned_models, providers_of
 from edge.digest import sha256_bytes
 from edge.pipeline import RunReport
 from edge.sinks.base import Discard, Published
-
-
-def flat_settings(cfg: Config) -> dict[str, str | int | float | bool]:
-    """Every setting as `section.key = scalar`; a tuple becomes a comma-joined string."""
-    out: dict[str, str | int | float | bool] = {}
-
-    def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                walk(f"{prefix}.{key}" if prefix else key, inner)
-        elif isinstance(value, (list, tuple)):
-            out[prefix] = ",".join(str(v) for v in value)
-        else:
-            out[prefix] = value
-
-    walk("", cfg.model_dump())
-    return out
 
 
 @dataclass
@@ -98,7 +82,7 @@ class AuditTrail:
             pubkey=key.public_b64,
             source=source,
             **({"source_kind": source_kind} if source_kind is not None else {}),
-            config_sha256=self._cfg.sha256(),
+            config_sha256=config_sha256(self._cfg),
             settings=flat_settings(self._cfg),
             models=pinned_models(self._cfg.detector),
             torn_bytes=len(torn),
@@ -135,9 +119,11 @@ class AuditTrail:
         if report is not self._report:
             self._report, self._seen = report, _Seen()
         seen = self._seen
-        now = {name: int(getattr(report, name)) for name in COUNTS}
+        # One snapshot, taken whole: other threads drop frames meanwhile, and a summary's
+        # causes must add up to its dropped and obscured counts (the verifier checks).
+        now, causes = report.tally()
         delta = {name: now[name] - seen.counts[name] for name in COUNTS}
-        failures = report.failures - seen.failures
+        failures = causes - seen.failures
         if if_new and not any(delta.values()) and not failures:
             return
         p50, p99 = _percentiles(report.detect.since(seen.detect_count))
@@ -153,7 +139,7 @@ class AuditTrail:
         )
         self.totals.update(delta)
         seen.counts = now
-        seen.failures = Counter(report.failures)
+        seen.failures = causes
         seen.detect_count = report.detect.count
         seen.latency_count = report.latency.count
         self._last = time.monotonic()

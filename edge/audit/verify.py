@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import ValidationError
 
 from edge.audit.keys import key_id, public_from_b64, raw_public, signature_holds
-from edge.audit.log import parse_record
+from edge.audit.log import parse_record, torn_write
 from edge.audit.records import (
     COUNTS,
     GENESIS,
@@ -141,6 +141,7 @@ class _Scan:
             obj.get("type") == "run_start"
             and obj.get("torn_bytes") == len(region)
             and obj.get("torn_sha256") == sha256_bytes(region)
+            and torn_write(region)
         )
         if acknowledged:
             self.verdict.notes.append(
@@ -237,6 +238,13 @@ class _Scan:
         run = self.run
         assert run is not None
         if isinstance(record, Summary):
+            if (causes := sum(record.fail_closed.values())) != record.dropped + record.obscured:
+                self.problem(
+                    f"the summary's fail-closed causes add up to {causes}, not to its "
+                    f"{record.dropped} dropped + {record.obscured} obscured frames",
+                    number,
+                    record.seq,
+                )
             for name in COUNTS:
                 run.counts[name] += getattr(record, name)
             run.fail_closed.update(record.fail_closed)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge.capture.live import LiveSource, RunClock, SourceEvents
-from edge.capture.urls import gst_label, safe_url
+from edge.capture.urls import gst_label, masked, safe_url
 from edge.config import LiveConfig
 from edge.errors import UsageError
 
@@ -27,7 +27,8 @@ class SourceSpec:
 
     @property
     def label(self) -> str:
-        """What may be shown and logged: a URL without its user, password or query."""
+        """What may be shown and logged: a URL without its user, password or query (each
+        present shows as `***`)."""
         if self.kind in {"rtsp", "http"}:
             return safe_url(self.target)
         if self.kind == "gst":
@@ -60,8 +61,7 @@ def parse_spec(text: str) -> SourceSpec:
     if sep and kind in {"file", "v4l2", "gst"} and rest:
         return SourceSpec(kind, rest)
     known = "file:PATH, v4l2:/dev/videoN, rtsp://..., http(s)://..., gst:PIPELINE, picamera2[:N]"
-    shown = safe_url(text) if "@" in text else text[:80]
-    raise UsageError(f"unknown source {shown!r} (known: {known})")
+    raise UsageError(f"unknown source {masked(text)[:80]!r} (known: {known})")
 
 
 Opener = Callable[[SourceSpec, LiveConfig, RunClock, OpenOptions], LiveSource]

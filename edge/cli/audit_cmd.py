@@ -9,20 +9,43 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from edge.audit import load_or_create, verify_log
+from edge.audit.head import format_head, head_of, missing_head, parse_head
 from edge.audit.keys import default_key_dir, load_public
 from edge.audit.report import render_summary, render_tables
-from edge.errors import OutputError
+from edge.audit.verdict import Problem
+from edge.errors import OutputError, UsageError
 
 
 def audit_command(args: argparse.Namespace) -> int:
     if args.audit_command == "pubkey":
         return _pubkey(args.key_dir, args.output)
+    if args.audit_command == "head":
+        return _head(args.log)
     keys = _keys(args.pubkey)
+    published = parse_head(args.head) if getattr(args, "head", None) else None
     verdict = verify_log(args.log, keys, getattr(args, "media", None))
+    if published is not None and (why := missing_head(args.log.read_bytes(), published)):
+        verdict.problems.append(Problem(why))
     if args.audit_command == "show":
         print(render_tables(verdict))
     print(render_summary(verdict))
     return 0 if verdict.ok else 1
+
+
+def _head(log: Path) -> int:
+    try:
+        data = log.read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"audit log not found: {log}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read audit log {log}: {exc.strerror or exc}") from None
+    print(format_head(*head_of(data)))
+    print(
+        "veil: keep this head where the device cannot change it; `veil audit verify LOG --head "
+        "HEAD` then shows whether the log still holds every record up to it",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def _keys(paths: list[Path] | None) -> list[Ed25519PublicKey] | None:

@@ -11,6 +11,7 @@ from typing import Any
 from tqdm import tqdm
 
 from edge import __version__
+from edge.audit.settings import public_config
 from edge.cli.progress import terminal_size
 from edge.config import load_config
 from edge.detect import pinned_models
@@ -116,8 +117,9 @@ def eval_command(
             "set": str(set_dir),
             "limit": limit,
             "veil_version": __version__,
-            "config_sha256": cfg.sha256(),
-            "config": cfg.model_dump(mode="json"),
+            # Reports get published: a camera URL's credentials are masked, as in the audit log.
+            "config_sha256": public_config(cfg).sha256(),
+            "config": public_config(cfg).model_dump(mode="json"),
             "models": pinned_models(cfg.detector),
             "protection": {
                 "keep_limit": KEEP_LIMIT,

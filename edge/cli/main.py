@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import NoReturn
 
 from edge import __version__
-from edge.errors import UsageError, VeilError
+from edge.capture.urls import masked
+from edge.errors import ConfigError, UsageError, VeilError
+from edge.names import shown
 
 
 class _Parser(argparse.ArgumentParser):
@@ -186,6 +188,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="folder of outputs: every logged file in it must match its hash, and no other "
         "file may be there (but the log and a `veil run` status file)",
     )
+    verify.add_argument(
+        "--head",
+        metavar="SEQ:SHA256",
+        help="a head published earlier (`veil audit head`): the log must still hold it",
+    )
+    head = audit_sub.add_parser(
+        "head", help="print the log's head (SEQ:SHA256), to publish where the device cannot edit"
+    )
+    head.add_argument("log", type=Path)
     show = audit_sub.add_parser("show", help="the log's runs and files as tables, then verify")
     show.add_argument("log", type=Path)
     show.add_argument("--pubkey", type=Path, action="append", help="as for verify")
@@ -355,9 +366,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return _dispatch(args)
     except VeilError as exc:
-        from edge.names import shown  # a name in the message must not break or forge lines
-
-        print(f"veil: error: {shown(exc)}", file=sys.stderr)
+        # A config error may quote a value: a credential put in the wrong setting is masked; and
+        # a name in any message must not break or forge lines.
+        text = masked(str(exc)) if isinstance(exc, ConfigError) else str(exc)
+        print(f"veil: error: {shown(text)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("veil: interrupted; unfinished outputs were removed", file=sys.stderr)

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from edge.audit import AuditTrail
 from edge.audit.keys import default_key_dir
 from edge.audit.records import Output
+from edge.capture.urls import masked
 from edge.config import Config, StreamOutConfig, first_problem, load_config
 from edge.config_outputs import DEFAULT_PREVIEW_PORT, is_loopback, parse_bind
 from edge.errors import UsageError
@@ -46,7 +47,7 @@ def plan_outputs(cfg: Config, preview: str | None, stream_out: str | None) -> Ou
         try:
             where = parse_bind(bind)
         except ValueError as exc:
-            raise UsageError(f"--preview {exc}") from None
+            raise UsageError(f"--preview {masked(str(exc))}") from None
         if not cfg.preview.require_token and not is_loopback(where[0]):
             raise UsageError(
                 f"the preview on {where[0]} would be open to the network without a token: "

@@ -22,12 +22,13 @@ from edge.audit import DEFAULT_LOG_NAME, AuditLog, AuditTrail, load_or_create
 from edge.audit.keys import check_outside, default_key_dir
 from edge.capture.live import RunClock
 from edge.capture.spec import OpenOptions, SourceSpec, open_source, parse_spec
+from edge.cli.credentials import guard_arguments, warn_arguments, warn_if_readable
 from edge.cli.outputs import open_outputs, plan_outputs
 from edge.cli.redact_cmd import announce_detector, seal_for
 from edge.cli.service import supervised
 from edge.config import Config, load_config
 from edge.detect import build_detector
-from edge.errors import UsageError
+from edge.errors import AuditError, UsageError
 from edge.loop import run
 from edge.media import media_kind
 from edge.pipeline import Realtime, RunReport
@@ -157,8 +158,11 @@ def _stopped_by_signals(clock: RunClock) -> Iterator[None]:
 
 
 def run_command(args: RunArgs) -> int:
+    exposed = guard_arguments({"--source": args.source, "--stream-out": args.stream_out})
     cfg, spec, out = check(args)
     outputs = plan_outputs(cfg, args.preview, args.stream_out)
+    warn_arguments(exposed)
+    warn_if_readable(args.config, [cfg.live.source, cfg.stream_out.url])
     key_folder = args.key_dir or default_key_dir()
     check_outside(key_folder, out)
     key, created = load_or_create(key_folder)
@@ -180,7 +184,16 @@ def run_command(args: RunArgs) -> int:
             cfg.live.max_latency_ms,
         )
         events = LiveEvents(trail, board, report)
-        board.start(tick=lambda: trail.observe(report))
+
+        def tick() -> None:
+            try:
+                trail.observe(report)
+            except AuditError:
+                # Nothing may be recorded that the log cannot hold: the run stops, and its stop
+                # record's write reports the log's first error.
+                clock.stop.set()
+
+        board.start(tick=tick)
 
         rate = Fraction(cfg.live.fps).limit_denominator(1001)
 

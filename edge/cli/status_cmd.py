@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edge.capture.urls import masked
 from edge.config import config_problems
 from edge.errors import UsageError
 
@@ -18,7 +19,8 @@ _STALE_S = 5.0  # a running status this old: the run is not writing it any more
 def check_config_command(path: Path) -> int:
     problems = config_problems(path)
     for line in problems:
-        print(f"veil: error: {line}", file=sys.stderr)
+        # A credential put in the wrong setting must not be echoed with its error.
+        print(f"veil: error: {masked(line)}", file=sys.stderr)
     if problems:
         return 2
     print(f"{path}: OK", file=sys.stderr)
