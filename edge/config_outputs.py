@@ -14,11 +14,17 @@ from edge.config_base import Closed as _Closed
 DEFAULT_PREVIEW_PORT = 8088
 
 
+def _digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and other scripts'
+    digits (which int() reads)."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_bind(text: str) -> tuple[str, int]:
     """`HOST:PORT`, `[V6]:PORT` or a bare `PORT` (loopback) as (host, port). HOST must be an IP
     address or `localhost`: a name could resolve to any interface. ValueError otherwise."""
     text = text.strip()
-    if text.isdigit():
+    if _digits(text):
         host, port_text = "127.0.0.1", text
     elif text.startswith("["):
         host, sep, port_text = text[1:].partition("]:")
@@ -28,7 +34,7 @@ def parse_bind(text: str) -> tuple[str, int]:
         host, sep, port_text = text.rpartition(":")
         if not sep or not host:
             raise ValueError(f"{text!r}: expected HOST:PORT, e.g. 127.0.0.1:{DEFAULT_PREVIEW_PORT}")
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    if not _digits(port_text) or not 0 <= int(port_text) <= 65535:
         raise ValueError(f"{text!r}: the port must be a number from 0 to 65535")
     if host != "localhost":
         try:
