@@ -1,5 +1,6 @@
-"""Numbers on the command line: NaN, infinity and out-of-range values are a usage error on one
-line (exit 2) as argparse reads them, never a traceback later, and nothing is written."""
+"""Numbers the commands read, on the command line and in a status file: NaN, infinity and
+out-of-range values are a usage error on one line (exit 2), never a traceback later, and nothing
+is written."""
 
 from __future__ import annotations
 
@@ -36,3 +37,28 @@ def test_a_good_number_still_runs(tmp_path: Path) -> None:
     result = veil("sample", out, "--seconds", "0.2", "--size", "64x48")
     assert result.returncode == 0, result.stderr
     assert out.stat().st_size > 0
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_a_status_file_with_nan_or_infinity_is_one_line_and_exit_2(
+    tmp_path: Path, constant: str
+) -> None:
+    """Python's json reads these though JSON has no such numbers, and Veil never writes them."""
+    path = tmp_path / "status.json"
+    path.write_text(f'{{"state": "running", "disk_free_bytes": {constant}}}', encoding="utf-8")
+    result = veil("status", path)
+    assert result.returncode == 2
+    assert result.stderr == (
+        f"veil: error: {path}: not a readable status file ({constant} is not a number Veil "
+        "writes)\n"
+    )
+
+
+def test_a_status_file_with_numbers_of_the_wrong_kind_shows_dashes(tmp_path: Path) -> None:
+    path = tmp_path / "status.json"
+    data = '{"state": "running", "disk_free_bytes": "12", "cpu_temp_c": true, "fail_closed": 5}'
+    path.write_text(data, encoding="utf-8")
+    result = veil("status", path)
+    assert result.returncode == 0, result.stderr
+    shown = {line[:12].strip(): line[13:] for line in result.stdout.splitlines()}
+    assert shown["disk free"] == shown["cpu temp"] == "-" and shown["fail-closed"] == "none"
