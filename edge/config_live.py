@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from edge.config_base import Closed as _Closed
+from edge.config_base import Text
 
 # TOML's integers are 64-bit; Python's parser reads larger ones without complaint.
 _TOML_INT_MAX = 2**63 - 1
@@ -16,7 +17,7 @@ _TOML_INT_MAX = 2**63 - 1
 class LiveConfig(_Closed):
     """`veil run`: the camera, and how long a frame may wait for the detector to vouch for it."""
 
-    source: str = Field(
+    source: Text = Field(
         "picamera2",
         min_length=1,
         max_length=2000,

@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from edge.config_base import Closed as _Closed
+from edge.config_base import Text
 
 DEFAULT_PREVIEW_PORT = 8088
 
@@ -53,7 +54,7 @@ def is_loopback(host: str) -> bool:
 class PreviewConfig(_Closed):
     """The preview page: the redacted picture and the run's status, for whoever aims the camera."""
 
-    bind: str = Field(
+    bind: Text = Field(
         "",
         max_length=80,
         description="HOST:PORT to serve the page on; empty = no preview (`veil run --preview` "
@@ -97,7 +98,7 @@ class PreviewConfig(_Closed):
 class StreamOutConfig(_Closed):
     """The redacted stream out, for a recorder (an NVR behind an RTSP server) or a pipe."""
 
-    url: str = Field(
+    url: Text = Field(
         "",
         max_length=2000,
         description="rtsp://HOST:PORT/PATH to push H.264 to (an RTSP server such as MediaMTX), "

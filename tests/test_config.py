@@ -201,6 +201,11 @@ def test_no_number_setting_takes_nan_infinity_a_bool_or_a_string(
         ("[record]\nmin_free_bytes = 9223372036854775808\n", "record.min_free_bytes: must be at"),
         ('[preview]\nbind = "127.0.0.1:²"\n', "preview.bind: '127.0.0.1:²': the port must be"),
         ('[preview]\nbind = "٨٠٨٠"\n', "preview.bind: '٨٠٨٠': expected HOST:PORT"),
+        # Printed in error lines and status output, a newline or escape could forge a line.
+        ('[live]\nsource = "file:/x\\n\\u001b[32mOK"\n', "live.source: must not hold control"),
+        ('[live]\nsource = "file:/x\\u202e4pm.mp4"\n', "live.source: must not hold control"),
+        ('[preview]\nbind = "127.0.0.1:8088\\n"\n', "preview.bind: must not hold control"),
+        ('[stream_out]\nurl = "rtsp://a/b\\r\\nX: y"\n', "stream_out.url: must not hold control"),
     ],
 )
 def test_values_that_could_not_run_are_refused_in_plain_words(
