@@ -27,19 +27,25 @@ ORT_SWITCH = "ORT_DISABLE_TELEMETRY"
 ORT_STORE = Path("Microsoft", "DeveloperTools", ".onnxruntime")
 
 
+_late = False  # onnxruntime was imported before the switch: its telemetry had started
+
+
 def switch_off() -> None:
     """Set onnxruntime's switch for this process and every child it starts. Overrides a `0`: no
     setting turns telemetry on. When something imported onnxruntime before Veil, its telemetry
     has started already; the events are then switched off, the most that is left to do."""
+    global _late
     os.environ[ORT_SWITCH] = "1"
     ort = sys.modules.get("onnxruntime")
-    if ort is not None and hasattr(ort, "disable_telemetry_events"):
-        ort.disable_telemetry_events()
+    if ort is not None:
+        _late = True
+        if hasattr(ort, "disable_telemetry_events"):
+            ort.disable_telemetry_events()
 
 
 def is_off() -> bool:
     """Whether onnxruntime in this process started (or will start) with telemetry off."""
-    return os.environ.get(ORT_SWITCH) == "1"
+    return os.environ.get(ORT_SWITCH) == "1" and not _late
 
 
 def store_folders() -> list[Path]:

@@ -216,6 +216,24 @@ def test_doctor_fails_where_telemetry_is_on(monkeypatch: pytest.MonkeyPatch) -> 
     assert result.level == "fail" and ORT_SWITCH in result.detail and result.fix
 
 
+def test_doctor_fails_where_onnxruntime_came_before_veil(tmp_path: Path) -> None:
+    """A program that imports onnxruntime and then Veil's code: telemetry had started, and
+    setting the switch afterwards cannot stop it; the check says so rather than ok."""
+    code = (
+        "import onnxruntime, edge.doctor.runtime as r, edge.doctor.base as b; "
+        "print(r.check_telemetry(b.Context()).level)"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_CACHE_HOME", ORT_SWITCH)}
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**env, "HOME": str(tmp_path)},
+        timeout=120,
+    )
+    assert proc.stdout == "fail\n", proc.stderr
+
+
 def test_the_service_sets_the_switch_for_everything_it_starts() -> None:
     """Veil sets it on import; the unit sets it as well, for the whole service (a helper process
     or a library that imports onnxruntime before Veil's code runs)."""

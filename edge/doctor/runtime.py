@@ -184,8 +184,10 @@ def check_telemetry(context: Context) -> Result:
         return Result(
             "telemetry",
             "fail",
-            f"onnxruntime's telemetry is on in this process ({telemetry.ORT_SWITCH} is not 1)",
-            "report this as a bug: Veil sets it before anything imports onnxruntime",
+            "onnxruntime's telemetry started in this process (onnxruntime was imported before "
+            f"Veil, or {telemetry.ORT_SWITCH} is not 1)",
+            "run Veil as `veil`; a program that uses Veil's code must import it before "
+            f"onnxruntime, or set {telemetry.ORT_SWITCH}=1 in its environment",
         )
     found = telemetry.leftovers()
     if found:
