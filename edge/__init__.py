@@ -2,6 +2,11 @@
 
 import os
 
+from edge.telemetry import switch_off
+
+# Here, before any module of Veil's can import onnxruntime: it reads its switch at import.
+switch_off()
+
 __version__ = "0.1.0"
 
 # OpenCV refuses to decode a picture whose header declares more pixels than this: a second line

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -55,6 +55,9 @@ else:  # pragma: no cover
 
 
 Backend = Literal["centerface", "blazeface"]
+Channel = Annotated[int, Field(ge=0, le=255)]
+# The tuple settings below say `strict=False`: a TOML array arrives as a list, which may then
+# stand for the tuple. Only the container is lenient; its items stay strict.
 # onnxruntime execution providers CenterFace may ask for, best first; CPU is the fallback.
 Provider = Literal["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
 
@@ -87,6 +90,7 @@ class CenterFaceConfig(_Closed):
     )
     fine_grid: tuple[int, int] = Field(
         (1, 4),
+        strict=False,
         description="rows and columns of the fine pass's regions; a live source may spread "
         "them over several frames (`live.sweep`)",
     )
@@ -100,6 +104,7 @@ class CenterFaceConfig(_Closed):
 
     providers: tuple[Provider, ...] = Field(
         ("CPUExecutionProvider",),
+        strict=False,
         min_length=1,
         description="onnxruntime execution providers to ask for, best first, ending with "
         "CPUExecutionProvider (the fallback). One this onnxruntime lacks is skipped with a "
@@ -201,6 +206,7 @@ class DetectorConfig(_Closed):
     )
     ensemble: tuple[Backend, ...] = Field(
         ("centerface", "blazeface"),
+        strict=False,
         min_length=2,
         description="the detectors whose boxes are all redacted when backend = ensemble",
     )
@@ -262,8 +268,10 @@ class RedactConfig(_Closed):
     mask_scale: float = Field(
         1.6, ge=1.0, le=3.0, description="ellipse size relative to the detected face box"
     )
-    color: tuple[int, int, int] = Field(
-        (64, 64, 64), description="BGR colour of `fill` and of fully obscured frames"
+    color: tuple[Channel, Channel, Channel] = Field(
+        (64, 64, 64),
+        strict=False,
+        description="BGR colour of `fill` and of fully obscured frames, each 0 to 255",
     )
 
 
@@ -324,17 +332,28 @@ def first_problem(exc: ValidationError, root: type[BaseModel] | None = None) -> 
     return f"{'.'.join(str(p) for p in first['loc'])}: {plain(first, root)}"
 
 
+# A profile is a few kilobytes; more is not a profile (and /dev/zero would never end).
+_MAX_CONFIG_BYTES = 1 << 20
+
+
 def _read(path: Path) -> tuple[str, dict[str, object]]:
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(_MAX_CONFIG_BYTES + 1)
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    if len(data) > _MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: a config file is at most {_MAX_CONFIG_BYTES} bytes")
     try:
         return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        # tomllib parses nested arrays and tables by recursion; no setting is nested deeply.
+        raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
 
 
 def config_problems(path: Path) -> list[str]:

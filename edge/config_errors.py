@@ -23,6 +23,7 @@ _KINDS = {
     "int_from_float": "a whole number",
     "float_type": "a number",
     "float_parsing": "a number",
+    "finite_number": "a finite number, not nan or inf",
     "bool_type": "true or false",
     "bool_parsing": "true or false",
     "string_type": "a string in quotes",
@@ -61,6 +62,8 @@ def plain(error: ErrorDetails, root: type[BaseModel] | None = None) -> str:
         return f"must be one of {ctx.get('expected')}"
     if kind in _KINDS:
         return f"must be {_KINDS[kind]}"
+    if kind == "missing":
+        return "missing (a list needs all its values)"
     if kind in ("too_short", "too_long"):
         return error["msg"].replace("Value should have", "needs").replace("Tuple", "the list")
     # Our own validators' messages are already written for people ("Value error, ...").

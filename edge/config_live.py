@@ -8,12 +8,16 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from edge.config_base import Closed as _Closed
+from edge.config_base import Text
+
+# TOML's integers are 64-bit; Python's parser reads larger ones without complaint.
+_TOML_INT_MAX = 2**63 - 1
 
 
 class LiveConfig(_Closed):
     """`veil run`: the camera, and how long a frame may wait for the detector to vouch for it."""
 
-    source: str = Field(
+    source: Text = Field(
         "picamera2",
         min_length=1,
         max_length=2000,
@@ -22,7 +26,14 @@ class LiveConfig(_Closed):
     )
     width: int = Field(1280, ge=16, le=7680, description="requested capture width (cameras)")
     height: int = Field(720, ge=16, le=4320, description="requested capture height (cameras)")
-    fps: float = Field(30.0, gt=0.0, le=240.0, description="requested frame rate (cameras)")
+    fps: float = Field(
+        30.0,
+        ge=1.0,
+        le=240.0,
+        description="requested frame rate (cameras); also the recording's nominal rate (its "
+        "keyframe interval and time steps), kept to steps of 1/1001, so that a rate far below "
+        "1 would round to none: a camera loop, not a time-lapse",
+    )
     lores_width: int = Field(
         640, ge=64, le=1920, description="picamera2: width of the stream the detector sees"
     )
@@ -138,10 +149,12 @@ class RecordConfig(_Closed):
     max_bytes: int = Field(
         0,
         ge=0,
+        le=_TOML_INT_MAX,
         description="keep the segments under this many bytes, oldest deleted first; 0 = no limit",
     )
     min_free_bytes: int = Field(
         256 * 1024 * 1024,
         ge=0,
+        le=_TOML_INT_MAX,
         description="delete oldest segments while the disk has less free space than this",
     )

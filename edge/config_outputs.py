@@ -10,15 +10,22 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from edge.config_base import Closed as _Closed
+from edge.config_base import Text
 
 DEFAULT_PREVIEW_PORT = 8088
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and other scripts'
+    digits (which int() reads)."""
+    return text.isascii() and text.isdigit()
 
 
 def parse_bind(text: str) -> tuple[str, int]:
     """`HOST:PORT`, `[V6]:PORT` or a bare `PORT` (loopback) as (host, port). HOST must be an IP
     address or `localhost`: a name could resolve to any interface. ValueError otherwise."""
     text = text.strip()
-    if text.isdigit():
+    if _digits(text):
         host, port_text = "127.0.0.1", text
     elif text.startswith("["):
         host, sep, port_text = text[1:].partition("]:")
@@ -28,7 +35,7 @@ def parse_bind(text: str) -> tuple[str, int]:
         host, sep, port_text = text.rpartition(":")
         if not sep or not host:
             raise ValueError(f"{text!r}: expected HOST:PORT, e.g. 127.0.0.1:{DEFAULT_PREVIEW_PORT}")
-    if not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
+    if not _digits(port_text) or not 0 <= int(port_text) <= 65535:
         raise ValueError(f"{text!r}: the port must be a number from 0 to 65535")
     if host != "localhost":
         try:
@@ -47,7 +54,7 @@ def is_loopback(host: str) -> bool:
 class PreviewConfig(_Closed):
     """The preview page: the redacted picture and the run's status, for whoever aims the camera."""
 
-    bind: str = Field(
+    bind: Text = Field(
         "",
         max_length=80,
         description="HOST:PORT to serve the page on; empty = no preview (`veil run --preview` "
@@ -91,7 +98,7 @@ class PreviewConfig(_Closed):
 class StreamOutConfig(_Closed):
     """The redacted stream out, for a recorder (an NVR behind an RTSP server) or a pipe."""
 
-    url: str = Field(
+    url: Text = Field(
         "",
         max_length=2000,
         description="rtsp://HOST:PORT/PATH to push H.264 to (an RTSP server such as MediaMTX), "

@@ -2,8 +2,10 @@
 # The Debian packages the tests need beyond the venv: GStreamer's RTSP server, driven from the
 # system python3 through PyGObject (tests/servers/rtsp_server.py), with the elements its pipeline
 # uses; and Chromium, which Playwright drives headless to render the preview page (Playwright's
-# own browser download is never used: it needs a network the tests do not have). Idempotent: when every package is already installed, apt is not touched at all,
-# so running it before every test run costs a fraction of a second.
+# own browser download is never used: it needs a network the tests do not have); and strace, which
+# shows that no run makes a network call (no telemetry). Idempotent: when every package is already
+# installed, apt is not touched at all, so running it before every test run costs a fraction of a
+# second.
 #
 #   bash tests/system-packages.sh        (as root, or as a user with sudo)
 set -euo pipefail
@@ -18,6 +20,7 @@ packages=(
   chromium                    # the preview page in a real browser (tests/test_preview_browser.py)
   fonts-dejavu-core           # text for Chromium's screenshots
   systemd                     # systemd-analyze: verify and score deploy/veil.service
+  strace                      # every network call of a real run (tests/test_telemetry.py)
 )
 
 missing=()

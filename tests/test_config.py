@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
+from conftest import veil
 from edge.config import Config, load_config
 from edge.errors import ConfigError
 
@@ -126,3 +129,125 @@ def test_config_errors_are_in_plain_words_all_on_the_one_line(tmp_path: Path) ->
     path.write_text("[identify]\nenabled = true\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"identify: unknown section `identify`$"):
         load_config(path)
+
+
+def _settings(model: type[BaseModel], prefix: str = "") -> dict[str, Any]:
+    """Every setting's dotted name and its type, sections walked into."""
+    out: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        kind = info.annotation
+        if isinstance(kind, type) and issubclass(kind, BaseModel):
+            out |= _settings(kind, f"{prefix}{name}.")
+        else:
+            out[prefix + name] = kind
+    return out
+
+
+def _profile(dotted: str, toml_value: str) -> str:
+    section, _, key = dotted.rpartition(".")
+    return f"[{section}]\n{key} = {toml_value}\n" if section else f"{key} = {toml_value}\n"
+
+
+def _refused(tmp_path: Path, text: str) -> str:
+    """The one line `veil check-config`'s loader gives for `text`; fails if it is accepted."""
+    path = tmp_path / "bad.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert "\n" not in str(err.value)
+    return str(err.value)
+
+
+NUMBERS = {k: v for k, v in _settings(Config).items() if v in (int, float)}
+
+
+@pytest.mark.parametrize("dotted", sorted(NUMBERS))
+def test_no_number_setting_takes_nan_infinity_a_bool_or_a_string(
+    tmp_path: Path, dotted: str
+) -> None:
+    """NaN compares false with every bound, so a bound alone lets it through; true is 1 to
+    Python, and "5" parses as 5: each is refused where it is written, by name and line."""
+    bad = ["true", "false", '"5"', '"1.5"', "[1]"]
+    if NUMBERS[dotted] is float:
+        bad += ["nan", "+nan", "-nan", "inf", "+inf", "-inf"]
+        expected = "must be a number|must be a finite number"
+    else:
+        bad += ["nan", "inf", "1.0", "2.5"]
+        expected = "must be a whole number"
+    for value in bad:
+        line = _refused(tmp_path, _profile(dotted, value))
+        assert re.search(rf"bad\.toml:\d+: {re.escape(dotted)}: ({expected})", line), (value, line)
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # The issue's own: a rate that passed check-config and then crashed `veil run`.
+        ("[live]\nfps = 0.0004\n", "live.fps: must be at least 1.0"),
+        ("[live]\nfps = 0\n", "live.fps: must be at least 1.0"),
+        ('[track]\nhold_frames = "5"\n', "track.hold_frames: must be a whole number"),
+        ("[redact]\nmask_scale = true\n", "redact.mask_scale: must be a number"),
+        ("[redact]\ncolor = [300, 0, 0]\n", "redact.color.0: must be at most 255"),
+        ("[redact]\ncolor = [0, -1, 0]\n", "redact.color.1: must be at least 0"),
+        ("[redact]\ncolor = [0, 0, 1.5]\n", "redact.color.2: must be a whole number"),
+        ("[redact]\ncolor = [true, 0, 0]\n", "redact.color.0: must be a whole number"),
+        ("[redact]\ncolor = [0, 0]\n", "redact.color.2: missing"),
+        ("[detector.centerface]\nfine_grid = [true, 4]\n", "fine_grid.0: must be a whole number"),
+        ('[detector]\nensemble = ["centerface", 1]\n', "detector.ensemble.1: must be one of"),
+        ("[audit]\nc2pa = 1\n", "audit.c2pa: must be true or false"),
+        ('[preview]\nrequire_token = "false"\n', "preview.require_token: must be true or false"),
+        ("[live]\nsource = 5\n", "live.source: must be a string in quotes"),
+        ("[record]\nmax_bytes = 99999999999999999999\n", "record.max_bytes: must be at most"),
+        ("[record]\nmin_free_bytes = 9223372036854775808\n", "record.min_free_bytes: must be at"),
+        ('[preview]\nbind = "127.0.0.1:²"\n', "preview.bind: '127.0.0.1:²': the port must be"),
+        ('[preview]\nbind = "٨٠٨٠"\n', "preview.bind: '٨٠٨٠': expected HOST:PORT"),
+        # Printed in error lines and status output, a newline or escape could forge a line.
+        ('[live]\nsource = "file:/x\\n\\u001b[32mOK"\n', "live.source: must not hold control"),
+        ('[live]\nsource = "file:/x\\u202e4pm.mp4"\n', "live.source: must not hold control"),
+        ('[preview]\nbind = "127.0.0.1:8088\\n"\n', "preview.bind: must not hold control"),
+        ('[stream_out]\nurl = "rtsp://a/b\\r\\nX: y"\n', "stream_out.url: must not hold control"),
+    ],
+)
+def test_values_that_could_not_run_are_refused_in_plain_words(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    assert expected in _refused(tmp_path, text)
+
+
+def test_a_whole_number_is_a_number_where_one_is_expected(tmp_path: Path) -> None:
+    path = tmp_path / "ok.toml"
+    path.write_text("[live]\nfps = 25\n[redact]\nmask_scale = 2\n", encoding="utf-8")
+    cfg = load_config(path)
+    assert cfg.live.fps == 25.0 and isinstance(cfg.live.fps, float)
+    assert cfg.redact.mask_scale == 2.0
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a = " + "[" * 1000 + "]" * 1000,
+        "a = " + "{b = " * 1000 + "1" + "}" * 1000,
+        "[live]\nfps = " + "[{a = " * 600 + "1" + "}]" * 600,
+    ],
+    ids=["arrays", "inline-tables", "mixed"],
+)
+def test_deeply_nested_toml_is_one_line_and_exit_2(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "deep.toml"
+    path.write_text(text, encoding="utf-8")
+    assert "nested too deeply" in _refused(tmp_path, text)
+    result = veil("check-config", path)
+    assert result.returncode == 2
+    assert (
+        result.stderr
+        == f"veil: error: {path}: not valid TOML: arrays or tables nested too deeply\n"
+    )
+
+
+def test_a_file_too_large_to_be_a_profile_is_refused_unread(tmp_path: Path) -> None:
+    """Read up to the limit only, so that /dev/zero or a huge file cannot take the memory. (A
+    file just over it, comments only, stands in for both: without the limit it is accepted.)"""
+    path = tmp_path / "huge.toml"
+    path.write_text(("# " + "x" * 1000 + "\n") * 1100, encoding="utf-8")
+    result = veil("check-config", path)
+    assert result.returncode == 2
+    assert result.stderr == f"veil: error: {path}: a config file is at most 1048576 bytes\n"

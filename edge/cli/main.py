@@ -14,8 +14,14 @@ from typing import NoReturn
 
 from edge import __version__
 from edge.capture.urls import masked
+from edge.cli.numbers import seconds
 from edge.errors import ConfigError, UsageError, VeilError
 from edge.names import shown
+
+# A run's timer waits on a lock, whose timeout has a platform limit (about 292 years): a
+# duration is bounded well inside it. A generated clip: at least a few frames, at most an hour.
+DURATION = seconds(0.01, 1e9)
+CLIP_SECONDS = seconds(0.1, 3600.0)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -69,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument(
         "--output-dir", type=Path, help="segments, status and audit log (default: recordings)"
     )
-    live.add_argument("--duration", type=float, help="stop after this many seconds")
+    live.add_argument("--duration", type=DURATION, help="stop after this many seconds")
     live.add_argument(
         "--realtime",
         action="store_true",
@@ -208,11 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     sample = sub.add_parser("sample", help="write a sample clip of real moving faces")
     sample.add_argument("output", type=Path, help="MP4 file to write")
-    sample.add_argument("--seconds", type=float, default=4.0)
+    sample.add_argument("--seconds", type=CLIP_SECONDS, default=4.0)
     sample.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT")
 
     bench = sub.add_parser("bench", help="measure decode, decode+encode and full-pipeline speed")
-    bench.add_argument("--seconds", type=float, default=10.0, help="length of the generated clip")
+    bench.add_argument(
+        "--seconds", type=CLIP_SECONDS, default=10.0, help="length of the generated clip"
+    )
     bench.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT")
     bench.add_argument(
         "--config", type=Path, action="append", help="TOML profile to benchmark (--live: repeat)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,21 @@ def check_config_command(path: Path) -> int:
     return 0
 
 
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number Veil writes")
+
+
+def _number(value: Any) -> float | None:
+    """A finite number, or None for anything else (a file edited by hand, or by someone else)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
 def _load(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        # Python's json reads NaN and Infinity, which JSON does not have and Veil never writes.
+        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
     except FileNotFoundError:
         raise UsageError(f"no status file at {path} (is `veil run` writing elsewhere?)") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
@@ -63,10 +76,11 @@ def status_command(path: Path, *, as_json: bool = False) -> int:
     age = _age_s(data)
     if state != "stopped" and age is not None and age > _STALE_S:
         state += f" (NOT UPDATED for {age:.0f} s: the run may have died)"
-    free = data.get("disk_free_bytes")
-    temp = data.get("cpu_temp_c")
+    free = _number(data.get("disk_free_bytes"))
+    temp = _number(data.get("cpu_temp_c"))
     link = "connected" if data.get("source_connected") else "LOST"
-    causes = sorted((data.get("fail_closed") or {}).items())
+    failed = data.get("fail_closed")
+    causes = sorted(failed.items()) if isinstance(failed, dict) else []
     full = " (DISK FULL: recording paused)" if data.get("storage_full") else ""
     rows = [
         ("state", state),

@@ -27,6 +27,7 @@ from edge.detect.tiles import tile_grid
 from edge.errors import ModelError
 from edge.frames import Pixels
 from edge.models import verified_model_bytes
+from edge.telemetry import switch_off
 
 CPU = "CPUExecutionProvider"
 _STRIDE = 4
@@ -176,6 +177,8 @@ def _aligned(length: float) -> int:
 
 
 def _session(model: bytes, threads: int, providers: Sequence[str]) -> Any:
+    # Done on importing edge already; again here in case something imported onnxruntime first.
+    switch_off()
     import onnxruntime as ort
 
     opts = ort.SessionOptions()

@@ -1,7 +1,7 @@
-"""`veil doctor`: is this device ready to record? Each check looks at one thing (a library, the
-models, the key folder, the disk, the clock, the board's health, the sandbox) and answers ok,
-warn or fail with the fix in plain words, so that a person setting up a camera learns what is
-wrong before the first recording rather than from a failed one.
+"""`veil doctor`: is this device ready to record? Each check looks at one thing (a library, its
+telemetry, the models, the key folder, the disk, the clock, the board's health, the sandbox) and
+answers ok, warn or fail with the fix in plain words, so that a person setting up a camera learns
+what is wrong before the first recording rather than from a failed one.
 
 Hardware libraries are imported inside their check: a device without one gets a line saying so,
 never a traceback, and a check that raises is reported as a fail instead of stopping the rest.
@@ -16,6 +16,7 @@ from edge.doctor.base import Check, Context, Level, Result, worst
 CHECKS: tuple[tuple[str, Check], ...] = (
     ("opencv", runtime.check_opencv),
     ("onnxruntime", runtime.check_onnxruntime),
+    ("telemetry", runtime.check_telemetry),
     ("litert", runtime.check_litert),
     ("glibc", runtime.check_glibc),
     ("picamera2", runtime.check_picamera2),

@@ -1,6 +1,6 @@
 """The libraries Veil runs on: which OpenCV, onnxruntime and LiteRT are loaded, the C library
-under them, and the Pi camera library. Each is imported here, inside its check, so a missing or
-broken one is a line of the report rather than an ImportError."""
+under them, the Pi camera library, and onnxruntime's telemetry kept off. Each is imported here,
+inside its check, so a missing or broken one is a line of the report rather than an ImportError."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import importlib.metadata
 import os
 import platform
 import re
+import shlex
 import struct
 from pathlib import Path
 from types import ModuleType
 
+from edge import telemetry
 from edge.doctor.base import Context, Level, Result, worst
 
 _GSTREAMER = re.compile(r"^\s*GStreamer:\s*(\S+)", re.MULTILINE)
@@ -172,3 +174,32 @@ def check_picamera2(context: Context) -> Result:
         )
     models = ", ".join(str(c.get("Model", "?")) for c in cameras)
     return Result("picamera2", "ok", f"{len(cameras)} camera(s): {models}")
+
+
+def check_telemetry(context: Context) -> Result:
+    """onnxruntime's telemetry (edge/telemetry.py): off in Veil's processes, and no device id
+    left by an earlier run of an older Veil or by another program that uses onnxruntime. Runs
+    after the onnxruntime check, so its import would have written one if the switch failed."""
+    if not telemetry.is_off():
+        return Result(
+            "telemetry",
+            "fail",
+            "onnxruntime's telemetry started in this process (onnxruntime was imported before "
+            f"Veil, or {telemetry.ORT_SWITCH} is not 1)",
+            "run Veil as `veil`; a program that uses Veil's code must import it before "
+            f"onnxruntime, or set {telemetry.ORT_SWITCH}=1 in its environment",
+        )
+    found = telemetry.leftovers()
+    if found:
+        where = ", ".join(str(p) for p in found)
+        return Result(
+            "telemetry",
+            "warn",
+            f"onnxruntime telemetry off, but a device id from an earlier run is at {where} "
+            "(an older Veil, or another program using onnxruntime with telemetry on)",
+            f"delete it: rm -r {' '.join(shlex.quote(str(p)) for p in found)}; a program "
+            f"that uses onnxruntime writes it again unless {telemetry.ORT_SWITCH}=1 is set",
+        )
+    return Result(
+        "telemetry", "ok", f"onnxruntime telemetry off ({telemetry.ORT_SWITCH}=1), no device id"
+    )
