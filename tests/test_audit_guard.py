@@ -279,3 +279,42 @@ def test_lines_no_power_cut_could_leave_are_not_acknowledged_as_torn(
     assert not verdict.ok
     assert "not a whole record" in verdict.problems[0].message
     assert not any("torn record" in note for note in verdict.notes)
+
+
+@pytest.mark.parametrize("fills", ["before the detector's record", "before the file's record"])
+def test_an_output_the_full_log_cannot_record_is_not_left_published(
+    astronaut: Any, tmp_path: Path, tmpfs: Callable[[int], Path], fills: str
+) -> None:
+    """The output is renamed into place before its record is written; when the log's disk fills
+    in between, the output goes too, so that the folder never holds a file the log does not; nor
+    a partial, when the detector's own record fails first."""
+    import cv2
+
+    from edge.cli.redact_cmd import Runner
+    from edge.errors import VeilError
+    from edge.media import Job
+
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), astronaut)
+    out = tmp_path / "out"
+    out.mkdir()
+    disk = tmpfs(1)
+    key, _ = load_or_create(tmp_path / "keys")
+    with AuditLog(disk / "veil-audit.jsonl", key) as log:
+        trail = AuditTrail(log, Config())
+        trail.start("files")
+        runner = Runner(Config(), trail, None)
+        if fills == "before the file's record":
+            runner.detector("image")  # its record written before the disk fills
+        # Every byte left after the run's start and its detector: whole pages in another file, then the slack of
+        # the log's own last page (a write there needs no new page), so its next record fails.
+        for path, chunk in ((disk / "fill", 4096), (disk / "veil-audit.jsonl", 1)):
+            with path.open("ab", buffering=0) as f:
+                try:
+                    while True:
+                        f.write(b"\n" * chunk)
+                except OSError:
+                    pass
+        with pytest.raises((OSError, VeilError)):
+            runner.run_job(Job(src, out / "in.png", "image"), False)
+    assert list(out.iterdir()) == []

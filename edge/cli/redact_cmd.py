@@ -72,12 +72,20 @@ class Runner:
             self.trail.file_discarded(report, job.dst, interrupted, None if interrupted else exc)
             raise
         assert report.output is not None
-        self.trail.file_closed(report, report.output, job.kind, source_sha256)
+        try:
+            self.trail.file_closed(report, report.output, job.kind, source_sha256)
+        except BaseException:
+            # Published, but the log could not take its record (a full disk): an output the log
+            # does not hold would fail `verify --media` and vouch for nothing, so it goes.
+            report.output.path.unlink(missing_ok=True)
+            raise
         return report
 
     def _run(self, job: Job, show_progress: bool, report: RunReport) -> None:
         source: FrameSource
         sink: Sink
+        # First: the detector's record may fail (a full log), and nothing is open yet to clean up.
+        detector = self.detector(job.kind)
         limit = self.cfg.input.max_image_area
         if job.kind == "video":
             video = VideoFileSource(job.src, max_pixels=limit)
@@ -92,7 +100,6 @@ class Runner:
             source = ImageFileSource(job.src, max_pixels=limit)
             sink = ImageFileSink(job.dst, seal=self.seal)
             total = 1
-        detector = self.detector(job.kind)
         with tqdm(
             total=total,
             unit="frame",
