@@ -306,8 +306,8 @@ def test_an_output_the_full_log_cannot_record_is_not_left_published(
         runner = Runner(Config(), trail, None)
         if fills == "before the file's record":
             runner.detector("image")  # its record written before the disk fills
-        # Every byte left after the run's start and its detector: whole pages in another file, then the slack of
-        # the log's own last page (a write there needs no new page), so its next record fails.
+        # Every byte left: whole pages in another file, then the slack of the log's own last page
+        # (a write there needs no new page), so that its next record fails.
         for path, chunk in ((disk / "fill", 4096), (disk / "veil-audit.jsonl", 1)):
             with path.open("ab", buffering=0) as f:
                 try:
