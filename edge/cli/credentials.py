@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from edge.capture.urls import has_credentials
+from edge.capture.urls import has_credentials, masked
 
 _STAT = Path("/proc/self/stat")
 _MEM = Path("/proc/self/mem")
@@ -68,15 +68,15 @@ def mask_arguments(values: Sequence[str]) -> bool:
         with _MEM.open("r+b", buffering=0) as mem:
             mem.seek(start)
             data = mem.read(end - start)
-            masked = data
+            hidden = data
             for value in values:
                 raw = os.fsencode(value)
-                masked = masked.replace(
+                hidden = hidden.replace(
                     raw, os.fsencode(masked(value))[: len(raw)].ljust(len(raw), b"*")
                 )
-            if masked != data:
+            if hidden != data:
                 mem.seek(start)
-                mem.write(masked)
+                mem.write(hidden)
     except (OSError, OverflowError, ValueError):
         return False
     return True
