@@ -33,7 +33,7 @@ from edge.evaluate.protection import KEEP_LIMIT, WHOLE_ELLIPSE_BELOW
 from edge.evaluate.report import render, to_json, write_text
 from edge.evaluate.runner import EvalRunner
 from edge.evaluate.sweep import CONDITIONS
-from edge.pipeline import RunReport
+from edge.run import RunReport
 from edge.sinks.atomic import AtomicFile
 
 

@@ -32,8 +32,8 @@ from edge.config import (
     parse_bind,
 )
 from edge.errors import UsageError
+from edge.run import StatusBoard
 from edge.sinks.base import Tap
-from edge.status import StatusBoard
 
 if TYPE_CHECKING:  # imported where used: a run without them never loads a server or a muxer
     from edge.sinks.preview import PreviewServer

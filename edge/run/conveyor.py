@@ -5,7 +5,7 @@ flat on any length of video or any uptime.
 Recorded media wait for Veil: nothing is dropped. A live source (`realtime`) never waits: when
 the detector falls behind, the oldest frame waiting for it is dropped at capture and counted
 ("overload"), so latency cannot grow; frames past their deadline are dropped or obscured
-(edge.pipeline).
+(edge.run.vouch).
 """
 
 from __future__ import annotations
@@ -14,20 +14,17 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from fractions import Fraction
-from pathlib import Path
 from typing import Generic, TypeVar
 
 from edge.capture.base import FrameSource
-from edge.capture.video_file import VideoFileSource
-from edge.config import TrackConfig, VideoConfig
+from edge.config import TrackConfig
 from edge.detect.base import FaceDetector
 from edge.frames import RawFrame, RedactedFrame
-from edge.pipeline import Realtime, RunReport, redact_held, vouch
 from edge.redact.redactor import Redactor
-from edge.sinks.atomic import Seal
+from edge.run.realtime import Realtime
+from edge.run.report import RunReport
+from edge.run.vouch import redact_held, vouch
 from edge.sinks.base import Sink, Tap
-from edge.sinks.video_file import VideoFileSink
 from edge.track.lookahead import Held
 
 _QUEUE_DEPTH = 4
@@ -86,21 +83,6 @@ class _Stage(Generic[T]):
                     return _DONE
                 if tick is not None:
                     return None
-
-
-def video_sink_for(
-    source: VideoFileSource, path: Path, cfg: VideoConfig, seal: Seal | None = None
-) -> VideoFileSink:
-    """An MP4 sink matching the source: its upright size, its rate, its timestamps."""
-    return VideoFileSink(
-        path,
-        width=source.width,
-        height=source.height,
-        rate=source.rate or Fraction(30),
-        cfg=cfg,
-        time_base=source.time_base,
-        seal=seal,
-    )
 
 
 def run(
