@@ -6,7 +6,7 @@ deadlines; `report.py` what a run counts. Beside them, what a live run tells the
 `status.py` (the status file) and `notify.py` (systemd's notify protocol and watchdog).
 """
 
-from edge.run.conveyor import run
+from edge.run.conveyor import Conveyor, Hooks, run
 from edge.run.notify import Notifier, Watchdog, recording_status, watchdog_interval
 from edge.run.realtime import Realtime
 from edge.run.report import RunReport, Timings
@@ -14,6 +14,8 @@ from edge.run.status import StatusBoard, cpu_temp_c
 from edge.run.vouch import redact_held, redact_stream, vouch
 
 __all__ = [
+    "Conveyor",
+    "Hooks",
     "Notifier",
     "Realtime",
     "RunReport",

@@ -14,6 +14,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from edge.capture.base import FrameSource
@@ -85,6 +86,248 @@ class _Stage(Generic[T]):
                     return None
 
 
+@dataclass(frozen=True)
+class Hooks:
+    """What a caller hears of a run, and its way to stop a live one (`Conveyor` says when each is
+    called and on which thread)."""
+
+    on_frame: Callable[[], None] | None = None
+    observe: Callable[[RunReport], None] | None = None
+    skipped: Callable[[RedactedFrame, BaseException], bool] | None = None
+    taps: Sequence[Tap] = ()
+    stopping: threading.Event | None = None
+
+
+class Conveyor:
+    """Redacts every frame of `source` into `sink`, once (`run`); on any error the sink's output
+    is discarded. `realtime` makes it a live run (see the module docstring); it also holds back
+    `realtime.lookahead` frames instead of `track.lookahead`. Pass `report` to see the counts of
+    a run that ends in an error.
+
+    One thread per stage (`_capture`, `_detect`, `_redact`, `_write`), and the caller's thread
+    supervises (`_supervise`). The hooks, in the order one frame meets them:
+
+    1. `observe(report)`, on the redaction thread, once the frame is redacted (or obscured) and
+       handed to the sink thread: the audit trail's summaries. The sink thread may already be
+       at the next steps for that frame.
+    2. `taps` (the preview, the stream out), on the sink thread: each is offered the frame
+       before the sink writes it; they never wait.
+    3. `skipped(frame, error)`, on the sink thread, only when the sink's write raised: True
+       declares the error survivable (a full disk), and the frame is counted as dropped; any
+       other answer, or no hook, ends the run with the error.
+    4. `on_frame()`, on the sink thread, once the frame is written: progress.
+
+    `stopping` belongs to no frame: it is the live run's stop, which the supervising thread
+    watches. Once it is set, a source still blocked in a read (a stalled stream) gets
+    `_UNBLOCK_S` before the frames in flight are drained without it.
+    """
+
+    def __init__(
+        self,
+        source: FrameSource,
+        detector: FaceDetector,
+        redactor: Redactor,
+        sink: Sink,
+        track: TrackConfig | None = None,
+        *,
+        realtime: Realtime | None = None,
+        report: RunReport | None = None,
+        hooks: Hooks = Hooks(),
+    ) -> None:
+        self.source, self.detector, self.redactor, self.sink = source, detector, redactor, sink
+        self.track, self.realtime, self.hooks = track, realtime, hooks
+        self.report = report if report is not None else RunReport()
+        self._live = realtime is not None
+        self._stop = threading.Event()  # hard stop: an error, or a drain that took too long
+        self._captured: _Stage[RawFrame | BaseException] = _Stage(
+            self._stop, realtime.queue if realtime else _QUEUE_DEPTH
+        )
+        self._vouched: _Stage[Held[RawFrame]] = _Stage(self._stop)
+        self._redacted: _Stage[RedactedFrame] = _Stage(self._stop)
+        self._errors: list[BaseException] = []  # raised in a stage thread, re-raised by `run`
+        self._never_delivered = 0  # the source's count of exposures it never delivered, as seen
+        self._cut = False  # a live stop went on without the source (stuck in a read)
+        self._cut_lock = threading.Lock()
+        self._lost = 0  # frames the sink took and then lost (a segment cut back after a failure)
+
+    def run(self) -> RunReport:
+        started = time.perf_counter()
+        threads = [
+            threading.Thread(target=self._capture, name="veil-capture", daemon=True),
+            threading.Thread(target=self._guarded(self._detect), name="veil-detect", daemon=True),
+            threading.Thread(target=self._guarded(self._redact), name="veil-redact", daemon=True),
+            threading.Thread(target=self._guarded(self._write), name="veil-sink", daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        writer = threads[-1]
+        try:
+            self._supervise(threads[0], writer)
+            if self._errors:
+                raise self._errors[0]
+            self.report.output = self.sink.close()
+            self._settle()
+        except BaseException:
+            self._stop.set()
+            writer.join(_DRAIN_S)
+            self.sink.abort()
+            self._settle()
+            raise
+        finally:
+            self._stop.set()
+            for thread in threads[:-1]:
+                thread.join(_DRAIN_S)
+            self.source.close()
+        self.report.seconds = time.perf_counter() - started
+        return self.report
+
+    def _guarded(self, body: Callable[[], None]) -> Callable[[], None]:
+        def target() -> None:
+            try:
+                body()
+            except BaseException as exc:  # handed to the supervising thread, which re-raises it
+                self._errors.append(exc)
+                self._stop.set()
+
+        return target
+
+    # --- the capture thread ---
+
+    def _capture(self) -> None:
+        try:
+            frames = self.source.frames()
+            while True:
+                # The capture thread's CPU time, not the wall clock: a live source's wait for its
+                # next frame (a camera's exposure, a file played at its own rate) is not decode.
+                began = time.thread_time()
+                raw = next(frames, None)
+                if raw is None:
+                    break
+                self.report.decode.add((time.thread_time() - began) * 1000.0)
+                with self._cut_lock:
+                    if self._cut:
+                        return
+                    self._count(raw)
+                if not self._live and not self._captured.put(raw):
+                    return
+            self._captured.put(_DONE)
+        except BaseException as exc:
+            self._captured.put(exc)
+
+    def _count(self, raw: RawFrame) -> None:
+        """Count a captured frame; a live one goes into the queue at once (never waits)."""
+        report = self.report
+        report.frames_in += 1
+        # Exposures the camera made that never reached Veil (picamera2 counts them): source
+        # frames too, and lost.
+        missed = int(getattr(self.source, "skipped", 0)) - self._never_delivered
+        if missed > 0:
+            self._never_delivered += missed
+            report.frames_in += missed
+            for _ in range(missed):
+                report.fail("camera-skipped", dropped=True)
+        if self._live:  # a full queue drops its oldest frame
+            for _ in range(self._captured.offer(raw)):
+                report.fail("overload", dropped=True)
+
+    # --- the detection thread ---
+
+    def _detect(self) -> None:
+        for held in vouch(
+            self._from_capture(),
+            self.detector,
+            self.report,
+            self.track,
+            recorded=not self._live,
+            realtime=self.realtime,
+        ):
+            if not self._vouched.put(held):
+                return
+        self._vouched.put(_DONE)
+
+    def _from_capture(self) -> Iterator[RawFrame | None]:
+        tick = _TICK_S if self._live else None
+        while not isinstance(item := self._captured.get(tick), _Done):
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    # --- the redaction thread ---
+
+    def _redact(self) -> None:
+        observe = self.hooks.observe
+        for frame in redact_held(self._from_detect(), self.redactor, self.report, self.realtime):
+            if not self._redacted.put(frame):
+                return
+            if observe is not None:
+                observe(self.report)
+        self._redacted.put(_DONE)
+
+    def _from_detect(self) -> Iterator[Held[RawFrame]]:
+        while not isinstance(item := self._vouched.get(), _Done):
+            if item is not None:
+                yield item
+
+    # --- the sink thread ---
+
+    def _write(self) -> None:
+        report, sink, hooks = self.report, self.sink, self.hooks
+        counts_itself = hasattr(sink, "recorded")
+        while not isinstance(item := self._redacted.get(), _Done):
+            if item is None:
+                continue
+            for tap in hooks.taps:
+                tap.offer(item)
+            began = time.perf_counter()
+            try:
+                sink.write(item)
+            except Exception as exc:
+                if hooks.skipped is None or not hooks.skipped(item, exc):
+                    raise
+                report.fail("disk-full", dropped=True)
+                self._settle()
+                continue
+            report.encode.add((time.perf_counter() - began) * 1000.0)
+            if counts_itself:
+                self._settle()
+            else:
+                report.frames_out += 1
+            if item.captured is not None:
+                report.latency.add((time.monotonic() - item.captured) * 1000.0)
+            if hooks.on_frame is not None:
+                hooks.on_frame()
+
+    def _settle(self) -> None:
+        """A segmented sink counts what is recorded: frames written whole; frames it lost are
+        dropped. Other sinks publish all or nothing: each frame written counts."""
+        recorded = getattr(self.sink, "recorded", None)
+        if recorded is None:
+            return
+        self.report.frames_out = max(self.report.frames_out, int(recorded))  # never goes back
+        lost = int(getattr(self.sink, "lost", 0))
+        for _ in range(lost - self._lost):
+            self.report.fail("write-failed", dropped=True)
+        self._lost = lost
+
+    # --- the supervising thread (the caller's) ---
+
+    def _supervise(self, capture: threading.Thread, writer: threading.Thread) -> None:
+        """Wait for the sink thread to end, in short waits so that Ctrl-C reaches this thread;
+        after a live stop, cut a source still stuck in a read once it had `_UNBLOCK_S`."""
+        stopping = self.hooks.stopping
+        stop_seen: float | None = None
+        while writer.is_alive():
+            writer.join(0.1)
+            if stopping is None or not stopping.is_set() or self._cut:
+                continue
+            stop_seen = stop_seen or time.monotonic()
+            if capture.is_alive() and time.monotonic() - stop_seen > _UNBLOCK_S:
+                with self._cut_lock:
+                    self._cut = True
+                    for _ in range(self._captured.offer(_DONE)):
+                        self.report.fail("stopped", dropped=True)
+
+
 def run(
     source: FrameSource,
     detector: FaceDetector,
@@ -100,183 +343,9 @@ def run(
     stopping: threading.Event | None = None,
     taps: Sequence[Tap] = (),
 ) -> RunReport:
-    """Redact every frame of `source` into `sink`. On any error the sink's output is discarded.
-
-    `realtime` makes it a live run (see the module docstring); it also holds back
-    `realtime.lookahead` frames instead of `track.lookahead`. `on_frame` runs on the sink thread
-    after each frame is written (progress); `observe` on the redaction thread after each frame
-    (the audit trail's summaries). `skipped(frame, error)` may declare a sink error survivable:
-    the frame is then counted as dropped (a full disk). `stopping` is the live run's stop: once
-    set, a source still blocked in a read (a stalled stream) gets `_UNBLOCK_S` before the frames
-    in flight are drained without it. `taps` (the preview, the stream out) are offered each
-    redacted frame on the sink thread, before the sink writes it; they never wait. Pass `report`
-    to see the counts of a run that ends in an error.
-    """
-    report = report if report is not None else RunReport()
-    stop = threading.Event()  # hard stop: an error, or a drain that took too long
-    live = realtime is not None
-    captured: _Stage[RawFrame | BaseException] = _Stage(
-        stop, realtime.queue if realtime else _QUEUE_DEPTH
+    """One `Conveyor` run, its hooks passed by name (see `Conveyor` for when each is called)."""
+    hooks = Hooks(on_frame=on_frame, observe=observe, skipped=skipped, taps=taps, stopping=stopping)
+    conveyor = Conveyor(
+        source, detector, redactor, sink, track, realtime=realtime, report=report, hooks=hooks
     )
-    vouched: _Stage[Held[RawFrame]] = _Stage(stop)
-    redacted: _Stage[RedactedFrame] = _Stage(stop)
-    errors: list[BaseException] = []
-    started = time.perf_counter()
-
-    def guarded(body: Callable[[], None]) -> Callable[[], None]:
-        def target() -> None:
-            try:
-                body()
-            except BaseException as exc:  # handed to the main thread, which re-raises it
-                errors.append(exc)
-                stop.set()
-
-        return target
-
-    never_delivered = 0  # the source's count of exposures it never delivered, as last seen
-    cut = False  # a live stop went on without the source (stuck in a read)
-    cut_lock = threading.Lock()
-
-    def count(raw: RawFrame) -> None:
-        """Count a captured frame; a live one goes into the queue at once (never waits)."""
-        nonlocal never_delivered
-        report.frames_in += 1
-        # Exposures the camera made that never reached Veil (picamera2 counts them): source
-        # frames too, and lost.
-        missed = int(getattr(source, "skipped", 0)) - never_delivered
-        if missed > 0:
-            never_delivered += missed
-            report.frames_in += missed
-            for _ in range(missed):
-                report.fail("camera-skipped", dropped=True)
-        if live:  # a full queue drops its oldest frame
-            for _ in range(captured.offer(raw)):
-                report.fail("overload", dropped=True)
-
-    def capture() -> None:
-        try:
-            frames = source.frames()
-            while True:
-                # The capture thread's CPU time, not the wall clock: a live source's wait for its
-                # next frame (a camera's exposure, a file played at its own rate) is not decode.
-                began = time.thread_time()
-                raw = next(frames, None)
-                if raw is None:
-                    break
-                report.decode.add((time.thread_time() - began) * 1000.0)
-                with cut_lock:
-                    if cut:
-                        return
-                    count(raw)
-                if not live and not captured.put(raw):
-                    return
-            captured.put(_DONE)
-        except BaseException as exc:
-            captured.put(exc)
-
-    def from_capture() -> Iterator[RawFrame | None]:
-        while not isinstance(item := captured.get(_TICK_S if live else None), _Done):
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    def detect() -> None:
-        for held in vouch(
-            from_capture(), detector, report, track, recorded=not live, realtime=realtime
-        ):
-            if not vouched.put(held):
-                return
-        vouched.put(_DONE)
-
-    def from_detect() -> Iterator[Held[RawFrame]]:
-        while not isinstance(item := vouched.get(), _Done):
-            if item is not None:
-                yield item
-
-    def redact() -> None:
-        for frame in redact_held(from_detect(), redactor, report, realtime):
-            if not redacted.put(frame):
-                return
-            if observe is not None:
-                observe(report)
-        redacted.put(_DONE)
-
-    lost = 0  # frames the sink took and then lost (a segment cut back after a failure)
-
-    def settle() -> None:
-        """A segmented sink counts what is recorded: frames written whole; frames it lost are
-        dropped. Other sinks publish all or nothing: each frame written counts."""
-        nonlocal lost
-        recorded = getattr(sink, "recorded", None)
-        if recorded is None:
-            return
-        report.frames_out = max(report.frames_out, int(recorded))  # summaries never go back
-        for _ in range(int(getattr(sink, "lost", 0)) - lost):
-            report.fail("write-failed", dropped=True)
-        lost = int(getattr(sink, "lost", 0))
-
-    def write() -> None:
-        counts_itself = hasattr(sink, "recorded")
-        while not isinstance(item := redacted.get(), _Done):
-            if item is None:
-                continue
-            for tap in taps:
-                tap.offer(item)
-            began = time.perf_counter()
-            try:
-                sink.write(item)
-            except Exception as exc:
-                if skipped is None or not skipped(item, exc):
-                    raise
-                report.fail("disk-full", dropped=True)
-                settle()
-                continue
-            report.encode.add((time.perf_counter() - began) * 1000.0)
-            if counts_itself:
-                settle()
-            else:
-                report.frames_out += 1
-            if item.captured is not None:
-                report.latency.add((time.monotonic() - item.captured) * 1000.0)
-            if on_frame is not None:
-                on_frame()
-
-    threads = [
-        threading.Thread(target=capture, name="veil-capture", daemon=True),
-        threading.Thread(target=guarded(detect), name="veil-detect", daemon=True),
-        threading.Thread(target=guarded(redact), name="veil-redact", daemon=True),
-        threading.Thread(target=guarded(write), name="veil-sink", daemon=True),
-    ]
-    for thread in threads:
-        thread.start()
-    writer = threads[-1]
-    stop_seen: float | None = None
-    unblocked = False
-    try:
-        while writer.is_alive():
-            writer.join(0.1)  # short waits, so that Ctrl-C reaches this thread
-            if stopping is not None and stopping.is_set() and not unblocked:
-                stop_seen = stop_seen or time.monotonic()
-                if threads[0].is_alive() and time.monotonic() - stop_seen > _UNBLOCK_S:
-                    unblocked = True
-                    with cut_lock:
-                        cut = True
-                        for _ in range(captured.offer(_DONE)):
-                            report.fail("stopped", dropped=True)
-        if errors:
-            raise errors[0]
-        report.output = sink.close()
-        settle()
-    except BaseException:
-        stop.set()
-        writer.join(_DRAIN_S)
-        sink.abort()
-        settle()
-        raise
-    finally:
-        stop.set()
-        for thread in threads[:-1]:
-            thread.join(_DRAIN_S)
-        source.close()
-    report.seconds = time.perf_counter() - started
-    return report
+    return conveyor.run()
