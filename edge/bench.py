@@ -20,10 +20,10 @@ from edge.config import Config, load_config
 from edge.detect import Detections, FaceDetector, build_detector
 from edge.digest import sha256_file
 from edge.frames import Pixels
-from edge.loop import run, video_sink_for
-from edge.pipeline import RunReport
 from edge.redact import Redactor
+from edge.run import RunReport, run
 from edge.sample import write_sample
+from edge.sinks.video_file import video_sink_for
 
 
 class _NoFaces:

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from edge.errors import UsageError
-from edge.names import name_problem
-from edge.sinks.atomic import is_partial
+from edge.names import is_partial, name_problem
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi"})
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})

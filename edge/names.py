@@ -4,15 +4,21 @@ A name comes from whoever made the file. Printed raw, a newline in it would forg
 report and an escape sequence would rewrite the terminal; so every name Veil prints goes through
 `shown`. And a name the audit log cannot hold is refused before any work (`name_problem`), so that
 no output is ever published under a name its record cannot carry.
+
+An output is written under a hidden temporary name first (`edge.sinks.atomic`); such a name
+(`is_partial`) is never an input, and says which process writes it (`partial_owner`).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import unicodedata
 from pathlib import PurePath
 
 NAME_MAX = 255  # bytes in one file name (Linux, macOS); longer ones fail with ENAMETOOLONG
+PARTIAL_MARK = ".veil-"  # in a temporary name: `.NAME.veil-PPPPPPPPRRRRRRRR.partial.EXT`
+_OWNER = re.compile(r"\.veil-(?P<pid>[0-9a-f]{8})[0-9a-f]{8}\.partial")
 
 
 def _escape(char: str) -> str:
@@ -44,3 +50,15 @@ def name_problem(path: PurePath) -> str | None:
         if size > NAME_MAX:
             return f"'{shown(part)}': the name is {size} bytes, over the {NAME_MAX} a name may have"
     return None
+
+
+def is_partial(path: PurePath) -> bool:
+    """A hidden, unfinished output, e.g. of a run killed by a power cut: never an input."""
+    return path.name.startswith(".") and PARTIAL_MARK in path.name and ".partial" in path.name
+
+
+def partial_owner(path: PurePath) -> int | None:
+    """The process id that writes (or wrote) a partial, or None for a name that does not say
+    (one of an older Veil)."""
+    match = _OWNER.search(path.name) if is_partial(path) else None
+    return int(match["pid"], 16) if match else None

@@ -15,8 +15,7 @@ from functools import cache
 import numpy as np
 import pytest
 
-from edge.config import RedactConfig
-from edge.config_outputs import PreviewConfig
+from edge.config import PreviewConfig, RedactConfig
 from edge.detect.detections import Detections
 from edge.frames import RawFrame, RedactedFrame
 from edge.redact import Redactor

@@ -19,9 +19,9 @@ from edge.config import RecordConfig, RedactConfig
 from edge.detect.detections import Detections
 from edge.digest import sha256_file
 from edge.frames import RawFrame, RedactedFrame
+from edge.names import is_partial
 from edge.redact import Redactor
 from edge.sinks import retention
-from edge.sinks.atomic import is_partial
 from edge.sinks.base import Published
 from edge.sinks.segments import SegmentSink
 

@@ -78,11 +78,17 @@ def imported_modules(source: str, module: str, *, is_package: bool = False) -> s
 FORBIDDEN_FOR_SINKS = ("edge.capture", "edge.detect")
 
 
-def forbidden_imports(source: str, module: str, *, is_package: bool = False) -> set[str]:
+def forbidden_imports(
+    source: str,
+    module: str,
+    *,
+    is_package: bool = False,
+    forbidden: tuple[str, ...] = FORBIDDEN_FOR_SINKS,
+) -> set[str]:
     return {
         name
         for name in imported_modules(source, module, is_package=is_package)
-        if any(name == bad or name.startswith(bad + ".") for bad in FORBIDDEN_FOR_SINKS)
+        if any(name == bad or name.startswith(bad + ".") for bad in forbidden)
     }
 
 
@@ -119,6 +125,107 @@ def test_sinks_never_import_capture_or_detect() -> None:
         )
     }
     assert leaks == {}
+
+
+# The stages and what they stand on; the run drives them and the CLI drives the run.
+STAGES = ("capture", "detect", "track", "redact", "sinks", "models", "config")
+ABOVE_THE_STAGES = ("edge.run", "edge.cli")
+
+
+@pytest.mark.parametrize(
+    ("source", "caught"),
+    [
+        ("from edge.run import RunReport", True),
+        ("from edge.run.report import RunReport", True),
+        ("from ..run import vouch", True),
+        ("import edge.cli.main", True),
+        ("def f():\n    from edge.cli.outputs import build_outputs\n", True),
+        ("from edge.runtime import x\nimport edge.client", False),
+        ("from edge.frames import RawFrame\nfrom edge.config import LiveConfig", False),
+    ],
+)
+def test_upward_scanner_self_test(source: str, caught: bool) -> None:
+    found = forbidden_imports(source, "edge.capture.planted", forbidden=ABOVE_THE_STAGES)
+    assert bool(found) is caught
+
+
+def test_stages_never_import_the_run_or_the_cli() -> None:
+    stages = [module for stage in STAGES for module in _modules(EDGE / stage)]
+    assert len(stages) >= 40
+    leaks = {
+        name: sorted(bad)
+        for name, path in stages
+        if (
+            bad := forbidden_imports(
+                path.read_text(encoding="utf-8"),
+                name,
+                is_package=_is_package(path),
+                forbidden=ABOVE_THE_STAGES,
+            )
+        )
+    }
+    assert leaks == {}
+
+
+CONFIG = EDGE / "config"
+
+
+def below_face(
+    source: str, module: str, package: str, inner: set[str], *, is_package: bool = False
+) -> set[str]:
+    """The modules below `package`'s face (`inner`: their names) that `source` imports."""
+    return {
+        name
+        for name in imported_modules(source, module, is_package=is_package)
+        if name.startswith(package + ".") and name[len(package) + 1 :].split(".")[0] in inner
+    }
+
+
+def _config_modules() -> set[str]:
+    return {path.stem for path in CONFIG.glob("*.py") if path.stem != "__init__"}
+
+
+@pytest.mark.parametrize(
+    ("source", "caught"),
+    [
+        ("from edge.config.load import Config", True),
+        ("from edge.config import outputs", True),
+        ("import edge.config.live as live", True),
+        ("from ..config.pipeline import TrackConfig", True),
+        ("def f():\n    from edge.config.errors import first_problem\n", True),
+        ("from edge.config import Config, PreviewConfig, first_problem", False),
+        ("import edge.config\nimport edge.configs.load", False),
+    ],
+)
+def test_face_scanner_self_test(source: str, caught: bool) -> None:
+    assert {"errors", "live", "load", "outputs", "pipeline"} <= _config_modules()
+    found = below_face(source, "edge.sinks.planted", "edge.config", _config_modules())
+    assert bool(found) is caught
+
+
+def test_callers_import_the_config_through_its_face() -> None:
+    """`edge.config` is one package with one face: which module holds a section is its own
+    business, so that sections can move between them without touching a caller."""
+    callers = [
+        (name, path)
+        for name, path in [*_modules(), *_modules(ROOT / "tests")]
+        if CONFIG not in path.parents
+    ]
+    assert len(callers) > 100
+    reach = {
+        name: sorted(bad)
+        for name, path in callers
+        if (
+            bad := below_face(
+                path.read_text(encoding="utf-8"),
+                name,
+                "edge.config",
+                _config_modules(),
+                is_package=_is_package(path),
+            )
+        )
+    }
+    assert reach == {}
 
 
 # --- the redaction capability -----------------------------------------------------------------

@@ -20,9 +20,8 @@ from test_run_cli import records
 from conftest import Clip, veil
 from edge.audit import AuditLog, AuditTrail, load_or_create, verify_log
 from edge.config import Config
-from edge.pipeline import RunReport
+from edge.run import RunReport, StatusBoard
 from edge.sample import write_sample
-from edge.status import StatusBoard
 
 FAST = """
 [detector]

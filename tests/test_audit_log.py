@@ -24,7 +24,7 @@ from edge.audit.records import RECORD_TYPES, Cause, ModelRef
 from edge.config import Config
 from edge.digest import sha256_file
 from edge.errors import AuditError
-from edge.pipeline import RunReport
+from edge.run import RunReport
 from edge.sinks.base import Published
 
 

@@ -108,7 +108,7 @@ def test_opencv_own_limit_is_lowered_before_it_loads() -> None:
     """The second line of defence: a picture over the ceiling is refused by OpenCV itself, in a
     process that imports Veil first (as `veil` does), before OpenCV allocates its pixels."""
     width, height = 25_000, 20_000  # 500 MP: over the ceiling, under OpenCV's default limit
-    from edge.config_input import MAX_PIXELS_CEILING
+    from edge.config import MAX_PIXELS_CEILING
 
     code = (
         "import edge, cv2, numpy as np, os, sys\n"

@@ -21,7 +21,7 @@ from edge.detect.exposure import LowLight, _curve
 from edge.errors import ConfigError
 from edge.evaluate.evalset import load_evalset
 from edge.evaluate.protection import is_protected
-from edge.evaluate.sweep import apply_condition, render_face
+from edge.evaluate.size_sweep import apply_condition, render_face
 from edge.frames import RawFrame
 from edge.redact import Redactor
 

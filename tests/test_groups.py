@@ -27,7 +27,7 @@ from edge.evaluate.groups import (
     wilson,
 )
 from edge.evaluate.groups_text import render_groups
-from edge.evaluate.sweep import (
+from edge.evaluate.size_sweep import (
     CANVAS,
     apply_condition,
     background,

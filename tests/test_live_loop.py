@@ -24,9 +24,8 @@ from edge.capture.live import RunClock
 from edge.config import Config, RedactConfig
 from edge.detect import Detections, FaceDetector, build_detector
 from edge.frames import Pixels, RedactedFrame
-from edge.loop import run
-from edge.pipeline import Realtime, RunReport
 from edge.redact import Redactor
+from edge.run import Realtime, RunReport, run
 from edge.sample import Box
 from edge.sinks.base import Published, require_redacted
 

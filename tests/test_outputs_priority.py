@@ -10,7 +10,7 @@ from fractions import Fraction
 
 from stream_helpers import Pipe, redacted
 
-from edge.config_outputs import PreviewConfig, StreamOutConfig
+from edge.config import PreviewConfig, StreamOutConfig
 from edge.sinks.nice import NICER_BY
 from edge.sinks.preview import PreviewServer
 from edge.sinks.stream import StreamOut

@@ -20,9 +20,10 @@ from edge.config import Config, DetectorConfig
 from edge.detect import DETECTORS, Detections, build_detector
 from edge.evaluate.protection import kept_detail
 from edge.frames import Pixels
-from edge.loop import run, video_sink_for
 from edge.redact import Redactor
+from edge.run import run
 from edge.sample import write_sample
+from edge.sinks.video_file import video_sink_for
 
 
 def decoded(path: Path) -> Iterator[np.ndarray]:

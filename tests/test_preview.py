@@ -30,8 +30,7 @@ from preview_helpers import (
     wait_until,
 )
 
-from edge.config import RedactConfig
-from edge.config_outputs import PreviewConfig
+from edge.config import PreviewConfig, RedactConfig
 from edge.evaluate.protection import is_protected
 from edge.frames import RawFrame
 from edge.redact import Redactor

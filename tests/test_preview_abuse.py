@@ -29,7 +29,7 @@ from preview_helpers import (
     token_never_printed,  # noqa: F401 (an autouse fixture)
 )
 
-from edge.config_outputs import PreviewConfig
+from edge.config import PreviewConfig
 from edge.sinks.preview import PreviewServer, load_or_create_cert
 from edge.sinks.preview import handler as preview_handler
 from edge.sinks.preview import slots as preview_slots

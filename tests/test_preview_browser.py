@@ -19,8 +19,7 @@ from preview_helpers import (
     token_never_printed,  # noqa: F401 (an autouse fixture)
 )
 
-from edge.pipeline import RunReport
-from edge.status import StatusBoard
+from edge.run import RunReport, StatusBoard
 
 PHONE = {"width": 390, "height": 844}
 LAPTOP = {"width": 1280, "height": 800}

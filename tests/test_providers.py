@@ -15,7 +15,7 @@ from conftest import veil
 from edge.config import CenterFaceConfig, Config
 from edge.detect import build_detector, fallback_warning, providers_of
 from edge.detect.centerface import CenterFace
-from edge.status import StatusBoard
+from edge.run import StatusBoard
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -71,7 +71,7 @@ def test_an_ensemble_reports_its_centerface_provider() -> None:
 
 
 def test_the_status_shows_the_provider(tmp_path: Path) -> None:
-    from edge.pipeline import RunReport
+    from edge.run import RunReport
 
     board = StatusBoard(tmp_path / "status.json", RunReport(), tmp_path, "test", "0" * 32)
     assert board.snapshot()["detector_provider"] is None

@@ -35,8 +35,8 @@ from segment_helpers import (
 )
 
 from edge.errors import OutputError
+from edge.names import is_partial
 from edge.sinks import encoder, retention, segments
-from edge.sinks.atomic import is_partial
 from edge.sinks.segments import SegmentSink, StorageFull
 
 # --- retention --------------------------------------------------------------------------------

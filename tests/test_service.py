@@ -25,7 +25,7 @@ import pytest
 from test_run_cli import FAST, played, segments
 
 from conftest import Clip
-from edge.notify import Notifier, Watchdog, watchdog_interval
+from edge.run import Notifier, Watchdog, watchdog_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "deploy" / "veil.service"

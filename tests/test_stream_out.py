@@ -46,7 +46,7 @@ from stream_helpers import (
 )
 
 from edge.bench_client import free_port
-from edge.config_outputs import StreamOutConfig
+from edge.config import StreamOutConfig
 from edge.evaluate.protection import is_protected
 from edge.frames import RawFrame
 from edge.sinks.stream import StreamOut

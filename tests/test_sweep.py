@@ -198,7 +198,7 @@ def test_frames_left_at_the_end_of_a_stream_are_searched_for_a_whole_cycle() -> 
     from edge.config import LiveConfig
     from edge.detect import Detections
     from edge.frames import RawFrame
-    from edge.pipeline import Realtime, RunReport, vouch
+    from edge.run import Realtime, RunReport, vouch
 
     calls: Counter[int] = Counter()
 

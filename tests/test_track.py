@@ -16,8 +16,8 @@ from edge.config import Config, DetectorConfig, TrackConfig
 from edge.detect import Detections, build_detector
 from edge.evaluate.protection import is_protected
 from edge.frames import Pixels, RawFrame
-from edge.pipeline import RunReport, redact_stream
 from edge.redact import Redactor
+from edge.run import RunReport, redact_stream
 from edge.track import Coverage, Lookahead, Tracker
 
 H, W = 720, 1280

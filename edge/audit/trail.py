@@ -27,7 +27,7 @@ from edge.audit.settings import config_sha256, flat_settings
 from edge.config import Config
 from edge.detect import FaceDetector, pinned_models, providers_of
 from edge.digest import sha256_bytes
-from edge.pipeline import RunReport
+from edge.run import RunReport
 from edge.sinks.base import Discard, Published
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from edge.audit.verdict import LoggedFile, Problem, Verdict
 from edge.digest import sha256_file
 from edge.errors import UsageError
-from edge.names import shown
-from edge.sinks.atomic import is_partial, is_running, partial_owner
+from edge.names import is_partial, partial_owner, shown
+from edge.sinks.atomic import is_running
 from edge.sinks.retention import partial_stem
 
 STATUS_NAMES = frozenset({"status.json", ".status.json.tmp"})

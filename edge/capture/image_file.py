@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.config_input import DEFAULT_MAX_PIXELS
+from edge.config import DEFAULT_MAX_PIXELS
 from edge.errors import MediaError
 from edge.frames import Pixels, RawFrame
 

@@ -41,7 +41,7 @@ class Reconnecting:
         self.connected = False
         self.losses = 0
         # Every try to open, over the run: the service watchdog counts them as progress, so a
-        # camera being reopened with backoff is not mistaken for a hung loop (edge/notify.py).
+        # camera being reopened with backoff is not mistaken for a hung loop (edge/run/notify.py).
         self.attempts = 0
         self._index = 0
         self._skipped_before = 0  # by sources closed since

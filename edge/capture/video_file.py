@@ -19,7 +19,7 @@ import av
 import cv2
 import numpy as np
 
-from edge.config_input import DEFAULT_MAX_PIXELS
+from edge.config import DEFAULT_MAX_PIXELS
 from edge.errors import MediaError
 from edge.frames import Pixels, RawFrame
 

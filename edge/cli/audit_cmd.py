@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from edge.audit import load_or_create, verify_log
 from edge.audit.head import format_head, head_of, missing_head, parse_head
 from edge.audit.keys import default_key_dir, load_public
-from edge.audit.report import render_summary, render_tables
+from edge.audit.summary import render_summary, render_tables
 from edge.audit.verdict import Problem
 from edge.errors import OutputError, UsageError
 

@@ -16,8 +16,8 @@ from edge.cli.progress import terminal_size
 from edge.config import load_config
 from edge.detect import pinned_models
 from edge.errors import UsageError
-from edge.evaluate.audit_report import render_audit
 from edge.evaluate.chart import Series, check_chart_path, render_chart, summary_series
+from edge.evaluate.equal_protection import render_audit
 from edge.evaluate.evalset import check_media, load_evalset
 from edge.evaluate.groups import evaluate_groups, sweep_series
 from edge.evaluate.groups_text import render_groups
@@ -32,8 +32,8 @@ from edge.evaluate.metrics import (
 from edge.evaluate.protection import KEEP_LIMIT, WHOLE_ELLIPSE_BELOW
 from edge.evaluate.report import render, to_json, write_text
 from edge.evaluate.runner import EvalRunner
-from edge.evaluate.sweep import CONDITIONS
-from edge.pipeline import RunReport
+from edge.evaluate.size_sweep import CONDITIONS
+from edge.run import RunReport
 from edge.sinks.atomic import AtomicFile
 
 

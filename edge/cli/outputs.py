@@ -22,11 +22,18 @@ from edge.audit import AuditTrail
 from edge.audit.keys import default_key_dir
 from edge.audit.records import Output
 from edge.capture.urls import masked
-from edge.config import Config, StreamOutConfig, first_problem, load_config
-from edge.config_outputs import DEFAULT_PREVIEW_PORT, is_loopback, parse_bind
+from edge.config import (
+    DEFAULT_PREVIEW_PORT,
+    Config,
+    StreamOutConfig,
+    first_problem,
+    is_loopback,
+    load_config,
+    parse_bind,
+)
 from edge.errors import UsageError
+from edge.run import StatusBoard
 from edge.sinks.base import Tap
-from edge.status import StatusBoard
 
 if TYPE_CHECKING:  # imported where used: a run without them never loads a server or a muxer
     from edge.sinks.preview import PreviewServer

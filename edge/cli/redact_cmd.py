@@ -19,15 +19,14 @@ from edge.config import Config, load_config
 from edge.detect import FaceDetector, build_detector, fallback_warning, providers_of
 from edge.digest import sha256_file
 from edge.errors import AuditError, MediaError, OutputError, UsageError, VeilError
-from edge.loop import run, video_sink_for
 from edge.media import Job, media_kind, output_root, plan
 from edge.names import shown
-from edge.pipeline import RunReport
 from edge.redact import Redactor
+from edge.run import RunReport, StatusBoard, run
 from edge.sinks import ImageFileSink, Sink
 from edge.sinks.atomic import Seal, stale_partials
 from edge.sinks.retention import partial_stem
-from edge.status import StatusBoard
+from edge.sinks.video_file import video_sink_for
 
 _LOG_NAME: TypeAdapter[str] = TypeAdapter(FileName)
 

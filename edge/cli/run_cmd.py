@@ -29,13 +29,11 @@ from edge.cli.service import supervised
 from edge.config import Config, load_config
 from edge.detect import build_detector
 from edge.errors import AuditError, UsageError
-from edge.loop import run
 from edge.media import media_kind
-from edge.pipeline import Realtime, RunReport
 from edge.redact import Redactor
+from edge.run import Realtime, RunReport, StatusBoard, run
 from edge.sinks.base import Discard, Published, Tap
 from edge.sinks.segments import SegmentSink, StorageFull
-from edge.status import StatusBoard
 
 DEFAULT_OUTPUT = Path("recordings")
 STATUS_NAME = "status.json"

@@ -17,9 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from edge.config import LiveConfig
-from edge.notify import Notifier, Watchdog, recording_status, watchdog_interval
-from edge.pipeline import RunReport
-from edge.status import StatusBoard
+from edge.run import Notifier, RunReport, StatusBoard, Watchdog, recording_status, watchdog_interval
 
 
 def stall_after(interval_s: float | None, live: LiveConfig) -> float:

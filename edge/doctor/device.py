@@ -218,7 +218,7 @@ def check_clock(context: Context) -> Result:
 
 
 def check_temperature(context: Context) -> Result:
-    from edge.status import cpu_temp_c
+    from edge.run import cpu_temp_c
 
     temp = cpu_temp_c(context.thermal_root)
     if temp is None:

@@ -3,7 +3,7 @@
 A face counts as protected when `is_protected(before, after, face_box)` holds, `after` being what
 Veil's pipeline made of the picture. Two passes:
 - native: every image as stored;
-- size sweep: every face re-rendered small inside a camera-sized frame (`edge.evaluate.sweep`),
+- size sweep: every face re-rendered small inside a camera-sized frame (`edge.evaluate.size_sweep`),
   optionally under low light or blur.
 
 Groups are compared within one source (crop geometry, lighting and label conventions differ
@@ -27,7 +27,7 @@ import numpy as np
 from edge.errors import MediaError
 from edge.evaluate.evalset import ImageItem
 from edge.evaluate.protection import is_protected, kept_detail
-from edge.evaluate.sweep import (
+from edge.evaluate.size_sweep import (
     BACKGROUND,
     CANVAS,
     CONDITIONS,
@@ -190,7 +190,7 @@ def evaluate_groups(
 ) -> dict[str, Any]:
     """Recall per group on `items` that carry `labels` (their first face is the labelled one),
     natively and, with `sweep`, with each face re-rendered at every size in `sizes` under every
-    condition in `conditions` (see `edge.evaluate.sweep.CONDITIONS`). JSON-serialisable."""
+    condition in `conditions` (see `edge.evaluate.size_sweep.CONDITIONS`). JSON-serialisable."""
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown or any(int(s) != s or s < 1 for s in sizes):
         raise ValueError(f"bad sweep: sizes {list(sizes)}, unknown conditions {unknown}")

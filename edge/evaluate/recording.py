@@ -25,7 +25,7 @@ from edge.evaluate.evalset import VideoItem, load_evalset
 from edge.evaluate.metrics import longest_run
 from edge.evaluate.protection import is_protected
 from edge.frames import Pixels
-from edge.sinks.atomic import is_partial
+from edge.names import is_partial
 
 
 @dataclass

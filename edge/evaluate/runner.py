@@ -22,8 +22,8 @@ from edge.evaluate.metrics import ATTRIBUTES, FaceResult, ImageResult, VideoResu
 from edge.evaluate.overredaction import CellCount, over_redaction
 from edge.evaluate.protection import KEEP_LIMIT, kept_detail
 from edge.frames import Pixels, RawFrame, RedactedFrame
-from edge.pipeline import RunReport, redact_stream
 from edge.redact import Redactor
+from edge.run import RunReport, redact_stream
 
 
 def score_faces(

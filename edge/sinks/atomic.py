@@ -9,7 +9,6 @@ running one is writing (`stale_partials`).
 from __future__ import annotations
 
 import os
-import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -17,27 +16,13 @@ from pathlib import Path
 from edge.digest import sha256_file
 from edge.durable import file_in_the_way, sync_file, sync_folder
 from edge.errors import OutputError
-from edge.names import NAME_MAX
+from edge.names import NAME_MAX, PARTIAL_MARK, partial_owner
 
-_MARK = ".veil-"
-_OWNER = re.compile(r"\.veil-(?P<pid>[0-9a-f]{8})[0-9a-f]{8}\.partial")
 # What a temporary name adds to the stem besides the suffix: ".", the mark, 16 hex digits,
 # ".partial" and the seal's ".sealing".
-_ADDED = 1 + len(_MARK) + 16 + len(".partial") + len(".sealing")
+_ADDED = 1 + len(PARTIAL_MARK) + 16 + len(".partial") + len(".sealing")
 # Rewrites a finished file into a new one (e.g. adds a C2PA manifest) before it is hashed.
 Seal = Callable[[Path, Path], None]
-
-
-def is_partial(path: Path) -> bool:
-    """A hidden, unfinished output, e.g. of a run killed by a power cut: never an input."""
-    return path.name.startswith(".") and _MARK in path.name and ".partial" in path.name
-
-
-def partial_owner(path: Path) -> int | None:
-    """The process id that writes (or wrote) a partial, or None for a name that does not say
-    (one of an older Veil)."""
-    match = _OWNER.search(path.name) if is_partial(path) else None
-    return int(match["pid"], 16) if match else None
 
 
 def is_running(pid: int) -> bool:
@@ -80,7 +65,7 @@ class AtomicFile:
         suffix = final.suffix
         stem = _temp_stem(final.stem, suffix)
         tag = f"{os.getpid():08x}{secrets.token_hex(4)}"
-        self.temp = final.with_name(f".{stem}{_MARK}{tag}.partial{suffix}")
+        self.temp = final.with_name(f".{stem}{PARTIAL_MARK}{tag}.partial{suffix}")
         blocker = file_in_the_way(final)
         if blocker is not None:
             raise OutputError(f"cannot write {final}: {blocker} is a file, not a folder")

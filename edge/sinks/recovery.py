@@ -21,8 +21,9 @@ import av
 from edge.digest import sha256_file
 from edge.durable import sync_folder
 from edge.errors import OutputError
+from edge.names import is_partial
 from edge.sinks import fmp4, retention
-from edge.sinks.atomic import AtomicFile, Seal, is_partial
+from edge.sinks.atomic import AtomicFile, Seal
 from edge.sinks.base import Published, RecordingEvents
 
 

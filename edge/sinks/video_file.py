@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import av
 
@@ -100,3 +100,32 @@ class VideoFileSink:
         except (av.FFmpegError, OSError):
             pass
         self._file.discard()
+
+
+class VideoSource(Protocol):
+    """What a video sink copies from a recorded video (`edge.capture.VideoFileSource`), which a
+    sink may not import: its upright size, its rate and its clock."""
+
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def rate(self) -> Fraction | None: ...
+    @property
+    def time_base(self) -> Fraction | None: ...
+
+
+def video_sink_for(
+    source: VideoSource, path: Path, cfg: VideoConfig, seal: Seal | None = None
+) -> VideoFileSink:
+    """An MP4 sink matching the source: its upright size, its rate, its timestamps."""
+    return VideoFileSink(
+        path,
+        width=source.width,
+        height=source.height,
+        rate=source.rate or Fraction(30),
+        cfg=cfg,
+        time_base=source.time_base,
+        seal=seal,
+    )

@@ -23,8 +23,8 @@ from edge.detect import build_detector  # noqa: E402
 from edge.evaluate.evalset import load_evalset  # noqa: E402
 from edge.evaluate.metrics import longest_run  # noqa: E402
 from edge.evaluate.protection import is_protected  # noqa: E402
-from edge.pipeline import Realtime, RunReport, redact_held, vouch  # noqa: E402
 from edge.redact import Redactor  # noqa: E402
+from edge.run import Realtime, RunReport, redact_held, vouch  # noqa: E402
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import cv2
 import numpy as np
 
-from edge.config_outputs import PreviewConfig
+from edge.config import PreviewConfig
 from edge.frames import Pixels, RedactedFrame
 from edge.sinks.nice import below_the_loop
 

@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol, cast
 from urllib.parse import parse_qs
 
-from edge.config_outputs import PreviewConfig
+from edge.config import PreviewConfig
 from edge.sinks.preview.access import WINDOW_S, Gate, Verdict
 from edge.sinks.preview.feed import JpegFeed
 from edge.sinks.preview.hosts import HostCheck

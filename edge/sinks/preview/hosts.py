@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import re
 
-from edge.config_outputs import is_loopback
+from edge.config import is_loopback
 
 _HOST = re.compile(r"(?:\[(?P<v6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9._-]+))(?::[0-9]{1,5})?")
 

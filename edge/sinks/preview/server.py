@@ -21,7 +21,7 @@ from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 from typing import Any
 
-from edge.config_outputs import PreviewConfig, is_loopback
+from edge.config import PreviewConfig, is_loopback
 from edge.frames import RedactedFrame
 from edge.sinks.base import require_redacted
 from edge.sinks.preview.access import Gate

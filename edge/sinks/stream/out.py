@@ -22,7 +22,7 @@ from collections import deque
 from fractions import Fraction
 from typing import BinaryIO, Protocol
 
-from edge.config_outputs import StreamOutConfig
+from edge.config import StreamOutConfig
 from edge.frames import Pixels, RedactedFrame
 from edge.sinks.base import OutputEvents, require_redacted
 from edge.sinks.nice import below_the_loop

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from edge.pipeline import RunReport, Timings
+from edge.run.report import RunReport, Timings
 
 State = Literal["running", "degraded", "stopped"]
 _RECENT = 300  # frames behind the percentiles shown (10 s at 30 frames/s)

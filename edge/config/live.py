@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from edge.config_base import Closed as _Closed
-from edge.config_base import Text
+from edge.config.base import Closed as _Closed
+from edge.config.base import Text
 
 # TOML's integers are 64-bit; Python's parser reads larger ones without complaint.
 _TOML_INT_MAX = 2**63 - 1

@@ -3,142 +3,27 @@
 `vouch` turns frames into `Held` frames that the detector has vouched for (searched themselves,
 or, where a profile searches every Nth frame, with searched frames on both sides), each with
 every box gathered for it; `redact_held` makes the `RedactedFrame`s. `redact_stream` chains the
-two for in-memory use (`veil eval`); `edge.loop.run` runs them in their own threads. On a live
-source each frame has a deadline (`Realtime`): one the detector has not vouched for in time is
+two for in-memory use (`veil eval`); `edge.run.conveyor` runs them in their own threads. On a
+live source each frame has a deadline (`Realtime`): one the detector has not vouched for in time is
 dropped or fully obscured, never passed clear, and counted by cause.
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import Counter, deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 
-from edge.config import LiveConfig, TrackConfig
+from edge.config import TrackConfig
 from edge.detect.base import FaceDetector
 from edge.detect.detections import Detections
 from edge.frames import RawFrame, RedactedFrame
 from edge.redact.redactor import Redactor
-from edge.sinks.base import Published
+from edge.run.realtime import Realtime
+from edge.run.report import RunReport
 from edge.track import Coverage, Lookahead, Tracker
 from edge.track.lookahead import Held
-
-_KEPT = 100_000  # timings kept for percentiles (a day at 30 frames/s keeps the last hour)
-
-
-class Timings:
-    """Milliseconds of one kind (a stage, capture-to-sink), the last `_KEPT` of them."""
-
-    def __init__(self) -> None:
-        self.values: deque[float] = deque(maxlen=_KEPT)
-        self.count = 0  # every timing ever added, also those the deque has let go
-
-    def add(self, ms: float) -> None:
-        self.values.append(ms)
-        self.count += 1
-
-    def percentile(self, q: float) -> float:
-        return float(np.percentile(np.fromiter(self.values, float), q)) if self.values else 0.0
-
-    def mean(self) -> float:
-        return float(np.fromiter(self.values, float).mean()) if self.values else 0.0
-
-    def since(self, count: int) -> list[float]:
-        """The timings added after the first `count` (as many as are still kept)."""
-        n = min(self.count - count, len(self.values))
-        return list(self.values)[len(self.values) - n :] if n > 0 else []
-
-
-@dataclass
-class RunReport:
-    frames_in: int = 0
-    frames_out: int = 0
-    faces: int = 0
-    obscured: int = 0  # frames covered whole because they could not be vouched for
-    dropped: int = 0  # frames never output (a live source under overload, late, disk full)
-    failures: Counter[str] = field(default_factory=Counter)  # dropped + obscured, by cause
-    # Each stage's time per frame. decode (the source's own work, not its wait for a frame)
-    # and encode (the sink's write) come from the threaded loop (edge.loop) only.
-    decode: Timings = field(default_factory=Timings)
-    detect: Timings = field(default_factory=Timings)  # frames searched (the detector not failing)
-    track: Timings = field(default_factory=Timings)
-    redact: Timings = field(default_factory=Timings)  # frames redacted (not those obscured)
-    encode: Timings = field(default_factory=Timings)
-    latency: Timings = field(default_factory=Timings)  # capture to sink, live sources
-    seconds: float = 0.0
-    output: Published | None = None
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def fail(self, cause: str, *, dropped: bool) -> None:
-        """One frame dropped, or fully obscured, for `cause` (several threads call this)."""
-        with self._lock:
-            if dropped:
-                self.dropped += 1
-            else:
-                self.obscured += 1
-            self.failures[cause] += 1
-
-    def tally(self) -> tuple[dict[str, int], Counter[str]]:
-        """The counts and the causes at one moment: the causes add up to dropped + obscured."""
-        with self._lock:
-            counts = {
-                "frames_in": self.frames_in,
-                "frames_out": self.frames_out,
-                "dropped": self.dropped,
-                "obscured": self.obscured,
-                "faces": self.faces,
-            }
-            return counts, Counter(self.failures)
-
-    def stages(self) -> dict[str, Timings]:
-        """The per-frame stage timings, in the order a frame goes through them."""
-        return {
-            "decode": self.decode,
-            "detect": self.detect,
-            "track": self.track,
-            "redact": self.redact,
-            "encode": self.encode,
-        }
-
-
-@dataclass(frozen=True)
-class Realtime:
-    """A live source's rules: each frame has `max_latency_ms` from capture to be vouched for."""
-
-    max_latency_ms: float = 150.0
-    late: Literal["drop", "obscure"] = "drop"
-    detect_every: int = 1
-    lookahead: int = 0
-    queue: int = 2
-    cycle: int = 1  # searches in which the detector covers the whole picture (LiveConfig.cycle)
-
-    @classmethod
-    def of(cls, cfg: LiveConfig) -> Realtime:
-        return cls(
-            cfg.max_latency_ms, cfg.late, cfg.detect_every, cfg.lookahead, cfg.queue, cfg.cycle
-        )
-
-    @property
-    def after(self) -> int:
-        """Searched frames that must follow a frame before it is vouched for: with a cycle of
-        K, a face that appears just after its part of the picture was searched is found K
-        searches later, and waiting for K - 2 of them leaves it clear on one frame at most."""
-        return min(self.lookahead, max(0, self.cycle - 2))
-
-    def age_ms(self, raw: RawFrame) -> float:
-        return 0.0 if raw.captured is None else (time.monotonic() - raw.captured) * 1000.0
-
-    def is_late(self, raw: RawFrame) -> bool:
-        return self.age_ms(raw) > self.max_latency_ms
-
-    def hold_over(self, raw: RawFrame) -> bool:
-        """Half the budget is for waiting on later frames; the rest for redaction and output."""
-        return self.age_ms(raw) >= self.max_latency_ms / 2
 
 
 def vouch(

@@ -1,4 +1,5 @@
-"""Closed-world configuration, validated before any media is opened.
+"""The sections every run reads, recorded or live: [detector], [track], [redact], [video] and
+[audit].
 
 Every bound below exists so that no value can switch redaction off in effect: there is no `none`
 method, a mask cannot shrink below the detected box, and the detector threshold cannot be raised
@@ -7,52 +8,11 @@ to a point where it stops reporting faces.
 
 from __future__ import annotations
 
-import hashlib
-import sys
-from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import (
-    BaseModel,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, field_validator, model_validator
 
-from edge.config_base import Closed as _Closed
-from edge.config_errors import plain
-from edge.config_input import InputConfig
-from edge.config_lines import key_lines, line_of
-from edge.config_live import LiveConfig, RecordConfig
-from edge.config_outputs import PreviewConfig, StreamOutConfig
-from edge.errors import ConfigError
-
-__all__ = [
-    "AuditConfig",
-    "BlazeFaceConfig",
-    "CenterFaceConfig",
-    "Config",
-    "DetectorConfig",
-    "InputConfig",
-    "LiveConfig",
-    "LowLightConfig",
-    "PreviewConfig",
-    "RecordConfig",
-    "RedactConfig",
-    "StreamOutConfig",
-    "TrackConfig",
-    "VideoConfig",
-    "config_problems",
-    "first_problem",
-    "load_config",
-]
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
+from edge.config.base import Closed as _Closed
 
 Backend = Literal["centerface", "blazeface"]
 Channel = Annotated[int, Field(ge=0, le=255)]
@@ -295,96 +255,3 @@ class AuditConfig(_Closed):
         description="write a summary record (counts, detector latency, fail-closed causes) at "
         "least this often; also at once, at most once a second, when a frame is failed closed",
     )
-
-
-class Config(_Closed):
-    detector: DetectorConfig = DetectorConfig()
-    track: TrackConfig = TrackConfig()
-    redact: RedactConfig = RedactConfig()
-    video: VideoConfig = VideoConfig()
-    audit: AuditConfig = AuditConfig()
-    live: LiveConfig = LiveConfig()
-    record: RecordConfig = RecordConfig()
-    preview: PreviewConfig = PreviewConfig()
-    stream_out: StreamOutConfig = StreamOutConfig()
-    input: InputConfig = InputConfig()
-
-    @model_validator(mode="after")
-    def _sweepable(self) -> Config:
-        rows, cols = self.detector.centerface.fine_grid
-        if self.live.sweep > rows * cols:
-            raise ValueError(
-                f"live.sweep ({self.live.sweep}) cannot exceed the fine pass's "
-                f"{rows}x{cols} regions"
-            )
-        return self
-
-    def sha256(self) -> str:
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
-
-
-_SHOWN_PROBLEMS = 3  # problems on `veil run`'s or `veil redact`'s one error line
-
-
-def first_problem(exc: ValidationError, root: type[BaseModel] | None = None) -> str:
-    """The first validation error as one line: `dotted.location: message` in plain words."""
-    first = exc.errors()[0]
-    return f"{'.'.join(str(p) for p in first['loc'])}: {plain(first, root)}"
-
-
-# A profile is a few kilobytes; more is not a profile (and /dev/zero would never end).
-_MAX_CONFIG_BYTES = 1 << 20
-
-
-def _read(path: Path) -> tuple[str, dict[str, object]]:
-    try:
-        with path.open("rb") as file:
-            data = file.read(_MAX_CONFIG_BYTES + 1)
-        text = data.decode("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from None
-    if len(data) > _MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: a config file is at most {_MAX_CONFIG_BYTES} bytes")
-    try:
-        return text, tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    except RecursionError:
-        # tomllib parses nested arrays and tables by recursion; no setting is nested deeply.
-        raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
-
-
-def config_problems(path: Path) -> list[str]:
-    """Every problem of a config file, one line each: `FILE:LINE: key.path: message`."""
-    text, raw = _read(path)
-    try:
-        Config.model_validate(raw)
-    except ValidationError as exc:
-        lines = key_lines(text)
-        out = []
-        for error in exc.errors():
-            line = line_of(lines, tuple(error["loc"]))
-            where = f"{path}:{line}" if line is not None else str(path)
-            out.append(f"{where}: {'.'.join(str(p) for p in error['loc'])}: {plain(error, Config)}")
-        return out
-    return []
-
-
-def load_config(path: Path | None) -> Config:
-    if path is None:
-        return Config()
-    _, raw = _read(path)
-    try:
-        return Config.model_validate(raw)
-    except ValidationError:
-        # Every problem on the one error line, up to a few: fixing one at a time is slow.
-        problems = config_problems(path)
-        shown = _SHOWN_PROBLEMS
-        more = (
-            f" (and {len(problems) - shown} more: `veil check-config {path}`)"
-            if len(problems) > shown
-            else ""
-        )
-        raise ConfigError("; ".join(problems[:shown]) + more) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from edge.config_base import Closed as _Closed
+from edge.config.base import Closed as _Closed
 
 # 100 million pixels, about 1 GB to decode: a 400 MP PNG took 4 GB (issue 21). A 50 MP photo
 # passes; a 108 MP phone photo needs the setting raised.

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from edge.evaluate.audit_svg import recall_chart
+from edge.evaluate.equal_protection_svg import recall_chart
 from edge.evaluate.groups import NO_LABEL, targets_for
 
 NAMES = {

@@ -21,7 +21,7 @@ import pytest
 from browser_helpers import artifacts
 
 from conftest import ASTRONAUT_FACE, veil
-from edge.evaluate.sweep import CONDITIONS
+from edge.evaluate.size_sweep import CONDITIONS
 from edge.models.manifest import load_manifest
 
 SUIT = (300.0, 380.0, 90.0, 110.0)  # the suit's chest, below and right of the face

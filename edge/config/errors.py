@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 _BOUNDS = {
@@ -68,3 +68,9 @@ def plain(error: ErrorDetails, root: type[BaseModel] | None = None) -> str:
         return error["msg"].replace("Value should have", "needs").replace("Tuple", "the list")
     # Our own validators' messages are already written for people ("Value error, ...").
     return error["msg"].removeprefix("Value error, ")
+
+
+def first_problem(exc: ValidationError, root: type[BaseModel] | None = None) -> str:
+    """The first validation error as one line: `dotted.location: message` in plain words."""
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc'])}: {plain(first, root)}"

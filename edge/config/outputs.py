@@ -9,8 +9,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from edge.config_base import Closed as _Closed
-from edge.config_base import Text
+from edge.config.base import Closed as _Closed
+from edge.config.base import Text
 
 DEFAULT_PREVIEW_PORT = 8088
 
