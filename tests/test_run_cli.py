@@ -369,3 +369,15 @@ def test_a_full_disk_pauses_recording_logs_it_and_corrupts_nothing(
     assert not [p for p in out.iterdir() if p.name.startswith(".") and ".partial" in p.name]
     assert sum(len(decode_times(seg)) for seg in segments(out)) == status["frames_out"]
     assert_verifies(out)
+
+
+def test_a_folder_as_the_file_source_is_named_a_folder(tmp_path: Path) -> None:
+    """Issue 22: a folder given to `file:` was "not found", though it is there."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    ran = veil("run", "--source", f"file:{photos}/", "--output-dir", tmp_path / "out")
+    assert ran.returncode == 2
+    [line] = ran.stderr.splitlines()
+    assert line.startswith("veil: error:") and "not found" not in line
+    assert f"{photos} is a folder" in line and "veil redact" in line
+    assert not (tmp_path / "out").exists()

@@ -130,6 +130,11 @@ def check(args: RunArgs) -> tuple[Config, SourceSpec, Path]:
         raise UsageError("--duration must be a positive number of seconds")
     if spec.kind == "file":
         path = Path(spec.target)
+        if path.is_dir():
+            raise UsageError(
+                f"source {path} is a folder; veil run plays one video file: give a file, "
+                f"or use `veil redact {path}` for a folder"
+            )
         if not path.is_file():
             raise UsageError(f"source file not found: {path}")
         if path.resolve().parent == out.resolve():
