@@ -4,6 +4,7 @@ SIGTERM, by SIGKILL (a power cut) and by the end of the file."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -381,3 +382,17 @@ def test_a_folder_as_the_file_source_is_named_a_folder(tmp_path: Path) -> None:
     assert line.startswith("veil: error:") and "not found" not in line
     assert f"{photos} is a folder" in line and "veil redact" in line
     assert not (tmp_path / "out").exists()
+
+
+def test_without_a_source_the_install_hint_comes_first_and_alone(tmp_path: Path) -> None:
+    """Issue 22: the default source is picamera2; where it is not installed, `veil run` said it
+    was recording before it gave the hint. Now the hint is the one line, and nothing is made."""
+    if importlib.util.find_spec("picamera2") is not None:
+        pytest.skip("picamera2 is installed here: the default source can open")
+    out = tmp_path / "out"
+    ran = veil("run", "--output-dir", out, "--duration", "1", "--key-dir", tmp_path / "keys")
+    assert ran.returncode == 2
+    [line] = ran.stderr.splitlines()
+    assert line.startswith("veil: error: picamera2 is not installed") and "apt install" in line
+    assert "recording" not in ran.stderr
+    assert not out.exists() and not (tmp_path / "keys").exists()

@@ -21,7 +21,7 @@ from pathlib import Path
 from edge.audit import DEFAULT_LOG_NAME, AuditLog, AuditTrail, load_or_create
 from edge.audit.keys import check_outside, default_key_dir
 from edge.capture.live import RunClock
-from edge.capture.spec import OpenOptions, SourceSpec, open_source, parse_spec
+from edge.capture.spec import OpenOptions, SourceSpec, check_backend, open_source, parse_spec
 from edge.cli.credentials import guard_arguments, warn_arguments, warn_if_readable
 from edge.cli.outputs import open_outputs, plan_outputs
 from edge.cli.redact_cmd import announce_detector, seal_for
@@ -123,6 +123,7 @@ def check(args: RunArgs) -> tuple[Config, SourceSpec, Path]:
     """Everything that can be wrong before a camera opens: config, source, folders (exit 2)."""
     cfg = load_config(args.config)
     spec = parse_spec(args.source or cfg.live.source)
+    check_backend(spec)
     out = args.output_dir or DEFAULT_OUTPUT
     if out.exists() and not out.is_dir():
         raise UsageError(f"output folder {out} is a file")
