@@ -8,6 +8,7 @@ import importlib.util
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -396,3 +397,23 @@ def test_without_a_source_the_install_hint_comes_first_and_alone(tmp_path: Path)
     assert line.startswith("veil: error: picamera2 is not installed") and "apt install" in line
     assert "recording" not in ran.stderr
     assert not out.exists() and not (tmp_path / "keys").exists()
+
+
+def test_a_camera_that_refuses_says_so_without_its_credentials(
+    profile: Path, tmp_path: Path
+) -> None:
+    """Issue 22: `source lost (open-failed)` was all a refused camera got on stderr."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, not listening: every connection is refused
+        port = closed.getsockname()[1]
+        url = f"rtsp://admin:hunter2secret@127.0.0.1:{port}/stream?token=tok3nvalue"
+        out = tmp_path / "rec"
+        ran = veil("run", "--config", profile, "--source", url, "--output-dir", out,
+                   "--duration", "2")  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    [lost] = [line for line in ran.stderr.splitlines() if "source lost" in line]
+    assert lost == (
+        f"veil: source lost: rtsp://***@127.0.0.1:{port}/stream?***: connection refused "
+        "(nothing listens at that port); reconnecting"
+    )
+    assert "hunter2secret" not in ran.stderr and "tok3nvalue" not in ran.stderr

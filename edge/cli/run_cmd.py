@@ -67,7 +67,8 @@ class LiveEvents:
 
     def source_lost(self, kind: str, reason: str) -> None:
         self.trail.source_lost(kind, reason)
-        print(f"veil: source lost ({reason}); reconnecting", file=sys.stderr)
+        why = getattr(self.board.source_state, "problem", None) or reason
+        print(f"veil: source lost: {why}; reconnecting", file=sys.stderr)
 
     def source_restored(self, kind: str, offline_s: float, attempts: int) -> None:
         self.trail.source_restored(kind, offline_s, attempts)
