@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import sys
 import threading
 import time
 from collections import deque
@@ -20,11 +21,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from edge.degraded import RecentFaults, degraded_because, fault_lines
 from edge.pipeline import RunReport, Timings
 
 State = Literal["running", "degraded", "stopped"]
 _RECENT = 300  # frames behind the percentiles shown (10 s at 30 frames/s)
-_FAULT_S = 10.0  # a frame failed closed this recently keeps the state degraded
 _THERMAL = Path("/sys/class/thermal")
 
 
@@ -100,8 +101,7 @@ class StatusBoard:
         # Side outputs (the preview, the stream out) by name: their counts, shown as `outputs`.
         self.outputs: dict[str, Callable[[], dict[str, int]]] = {}
         self.body = b"{}"  # the last status written, as the preview serves it
-        self._last_fault_at: float | None = None
-        self._fault_count = 0
+        self._faults = RecentFaults()
         self._fps: deque[tuple[float, int]] = deque(maxlen=6)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -110,15 +110,20 @@ class StatusBoard:
     def snapshot(self) -> dict[str, Any]:
         r = self.report
         now = time.monotonic()
-        faults = r.dropped + r.obscured
-        if faults != self._fault_count:
-            self._fault_count, self._last_fault_at = faults, now
+        fresh = self._faults.update(r.tally()[1], now)
         self._fps.append((now, r.frames_in))
         (t0, n0), (t1, n1) = self._fps[0], self._fps[-1]
-        recent_fault = self._last_fault_at is not None and now - self._last_fault_at < _FAULT_S
+        because: list[str] = []
         if self.state != "stopped":
-            bad = not self._connected() or self.storage_full or recent_fault
-            self.state = "degraded" if bad else "running"
+            because = degraded_because(
+                connected=self._connected(),
+                problem=getattr(self.source_state, "problem", None),
+                storage_full=self.storage_full,
+                faults=self._faults.recent(now),
+            )
+            self.state = "degraded" if because else "running"
+            for line in fault_lines(fresh):
+                print(line, file=sys.stderr)
         try:
             free: int | None = shutil.disk_usage(self.folder).free
         except OSError:
@@ -131,6 +136,7 @@ class StatusBoard:
         )
         return {
             "state": self.state,
+            "degraded_because": because,
             # Why the state is what it is, for a person; None when all is well.
             "warning": (
                 f"the detector takes {detect['p50']} ms a frame, more than max_latency_ms "

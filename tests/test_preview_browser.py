@@ -122,6 +122,7 @@ def test_the_page_plays_the_picture_and_the_status(
             page.wait_for_selector("#banner", state="visible", timeout=10_000)
             banner = page.text_content("#banner") or ""
             assert banner.startswith("Degraded") and "max_latency_ms" in banner
+            assert "the disk is full: recording is paused" in banner  # why (issue 22)
             assert page.text_content("#state") == "degraded"
 
             server.close()  # the server goes away: the page says so rather than show old news

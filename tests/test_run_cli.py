@@ -417,3 +417,43 @@ def test_a_camera_that_refuses_says_so_without_its_credentials(
         "(nothing listens at that port); reconnecting"
     )
     assert "hunter2secret" not in ran.stderr and "tok3nvalue" not in ran.stderr
+
+
+def test_a_degraded_run_says_why_in_its_status(profile: Path, tmp_path: Path) -> None:
+    """Issue 22: the status said `degraded` and nothing more. Now it says why, in words, in the
+    file and in `veil status`, with the camera's credentials masked."""
+    out = tmp_path / "rec"
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, not listening: every connection is refused
+        port = closed.getsockname()[1]
+        url = f"rtsp://admin:hunter2secret@127.0.0.1:{port}/stream"
+        proc = spawn("run", "--config", profile, "--source", url, "--output-dir", out,
+                     "--duration", "30")  # fmt: skip
+        try:
+            deadline = time.monotonic() + 20
+            while "refused" not in str((data := _status(out)).get("degraded_because")):
+                assert time.monotonic() < deadline, data
+                time.sleep(0.2)
+            shown = veil("status", out / "status.json")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            stderr = proc.communicate(timeout=60)[1]
+    assert data.get("state") == "degraded", data
+    assert data["degraded_because"] == [
+        f"the camera is not delivering (rtsp://***@127.0.0.1:{port}/stream: connection refused "
+        "(nothing listens at that port)); Veil keeps reopening it"
+    ]
+    assert shown.returncode == 0
+    [because] = [line for line in shown.stdout.splitlines() if line.startswith("because")]
+    assert "camera is not delivering" in because and "connection refused" in because
+    final = json.loads((out / "status.json").read_text())
+    assert final["state"] == "stopped" and final["degraded_because"] == []
+    assert "hunter2secret" not in stderr + shown.stdout + (out / "status.json").read_text()
+
+
+def _status(out: Path) -> dict[str, object]:
+    try:
+        data = json.loads((out / "status.json").read_text())
+    except (FileNotFoundError, ValueError):  # not written yet, or being replaced
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -104,6 +104,9 @@ def status_command(path: Path, *, as_json: bool = False) -> int:
             rows.append((name, ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))))
     if data.get("warning"):
         rows.insert(1, ("WARNING", str(data["warning"])))
+    because = data.get("degraded_because")
+    for cause in reversed(because if isinstance(because, list) else []):
+        rows.insert(1, ("because", str(cause)))
     for name, value in rows:
         print(f"{name:<12} {value}")
     return 0
