@@ -94,7 +94,8 @@ class StatusBoard:
         # camera first opens) and `losses`; a file has neither and is never lost.
         self.source_state: object | None = None
         self.storage_full = False
-        self.segments = 0
+        self.segments = 0  # closed and logged
+        self.sink_state: object | None = None  # the recording, once open: is a segment open
         # The onnxruntime execution provider CenterFace runs on, once the detector is built.
         self.detector_provider: str | None = None
         self.state: State = "running"
@@ -168,6 +169,7 @@ class StatusBoard:
             "run_stage_ms": _stages(r, recent=False) if self.state == "stopped" else None,
             "camera_fps": round((n1 - n0) / (t1 - t0), 2) if t1 > t0 else None,
             "segments": self.segments,
+            "segment_open": bool(getattr(self.sink_state, "segment_open", False)),
             "storage_full": self.storage_full,
             "disk_free_bytes": free,
             "cpu_temp_c": cpu_temp_c(),

@@ -457,3 +457,25 @@ def _status(out: Path) -> dict[str, object]:
     except (FileNotFoundError, ValueError):  # not written yet, or being replaced
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def test_the_segment_being_recorded_shows_in_the_status(
+    sample_clip: Clip, profile: Path, tmp_path: Path
+) -> None:
+    """Issue 22: a run's first minute showed "Segments 0" while it was recording: only closed
+    segments counted. The open one now shows, in the file and in `veil status`."""
+    long = tmp_path / "long.toml"
+    long.write_text(profile.read_text().replace("segment_seconds = 2.0", "segment_seconds = 60.0"))
+    out = tmp_path / "rec"
+    proc = spawn(*played(long, sample_clip, out, "--realtime", "--loop", "--duration", "30"))
+    try:
+        data = wait_for_frames(out / "status.json", 5)
+        shown = veil("status", out / "status.json")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert (data["segments"], data["segment_open"]) == (0, True)
+    assert "segments     0 closed, 1 being recorded" in shown.stdout.splitlines()
+    final = _status(out)
+    assert (final["segments"], final["segment_open"]) == (1, False)

@@ -209,6 +209,7 @@ def run_command(args: RunArgs) -> int:
             announce_detector(detector, trail, board)
             sink = SegmentSink(out, cfg.record, events, rate=rate, seal=seal_for(cfg, key))
             sink.recover(logged_files(log_path))
+            board.sink_state = sink
             opts = OpenOptions(realtime=args.realtime, loop=args.loop)
             source = open_source(spec, cfg.live, clock, opts, events)
             board.source_state = source
