@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from edge.errors import UsageError
-from edge.names import is_partial, name_problem
+from edge.names import is_partial, name_problem, shown
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".avi"})
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+_NAMED = 5  # skipped files named in the one line that reports them; the rest are counted
 Kind = Literal["video", "image"]
 
 
@@ -110,3 +112,30 @@ def _plan_folder(src: Path, dst: Path | None, overwrite: bool) -> list[Job]:
     if not jobs:
         raise UsageError(f"{src}: no video or image files found")
     return jobs
+
+
+def not_media(folder: Path, own: Collection[str] = ()) -> list[Path]:
+    """The files a folder run leaves out because they are not media, for the one line that says
+    so. Hidden files and whatever lies in a hidden folder (a `.git`, a camera's `.thumbnails`,
+    partial outputs) are not news to anyone, nor are Veil's own files, named in `own` (the audit
+    log and status file of an earlier run, whose recordings are being redacted)."""
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if media_kind(path) is None
+        and path.name not in own
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+        and path.is_file()
+    )
+
+
+def skipped_line(folder: Path, skipped: list[Path]) -> str:
+    """One line for all of `skipped`, however many: a folder of 10,000 files is not a flood."""
+    names = [shown(path.relative_to(folder).as_posix()) for path in skipped[:_NAMED]]
+    more = len(skipped) - len(names)
+    files = (
+        "1 file that is not media"
+        if len(skipped) == 1
+        else f"{len(skipped)} files that are not media"
+    )
+    return f"veil: skipped {files}: {', '.join(names)}" + (f", and {more} more" if more else "")

@@ -414,3 +414,36 @@ def test_a_folder_run_stops_when_its_audit_log_fails(
     assert len(published) < 10
     # At most the output whose record failed is there unlogged; nothing was written after it.
     assert len(published) <= len(logged) + 1
+
+
+@pytest.mark.parametrize("others", [3, 40])
+def test_a_folder_run_says_once_which_files_it_skipped(
+    astronaut: np.ndarray, tmp_path: Path, others: int
+) -> None:
+    """Issue 22: files that are not media were left out without a word. Now one line names them
+    (the first few, and how many more): not one per file, and neither hidden files nor the log
+    and status file of a live run's folder, which are Veil's own."""
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    (src / ".git").mkdir()
+    assert cv2.imwrite(str(src / "a.png"), astronaut[0:256, 100:356])
+    (src / ".DS_Store").write_bytes(b"\0")
+    (src / ".git" / "config").write_text("[core]\n", encoding="utf-8")
+    (src / DEFAULT_LOG_NAME).write_text("{}\n", encoding="utf-8")
+    (src / "status.json").write_text('{"state": "stopped"}\n', encoding="utf-8")
+    strays = ["notes.txt", "a.pdf", "sub/x.doc"] + [f"sub/n{i:02}.txt" for i in range(others - 3)]
+    for name in strays:
+        (src / name).write_text("not media\n", encoding="utf-8")
+
+    result = veil("redact", src, "-o", tmp_path / "out")
+
+    assert result.returncode == 0, result.stderr
+    [line] = [line for line in result.stderr.splitlines() if "skipped" in line]
+    assert line.startswith(f"veil: skipped {others} files that are not media: a.pdf, notes.txt, ")
+    named = line.split(": ", 2)[2].split(", ")
+    if others > 5:
+        assert named.pop() == f"and {others - 5} more"
+    assert len(named) == min(others, 5) and set(named) <= set(strays)
+    for own in (".DS_Store", ".git", DEFAULT_LOG_NAME, "status.json"):
+        assert own not in line
+    assert len(result.stderr.splitlines()) == 3  # skipped, a.png's summary, the audit log

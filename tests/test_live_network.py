@@ -11,6 +11,7 @@ import itertools
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -393,3 +394,75 @@ def test_gst_with_pips_opencv_is_a_usage_error() -> None:
     source = open_source(parse_spec(f"gst:{pipeline}"), cfg(), RunClock(), OpenOptions(), Events())
     with pytest.raises(UsageError):
         next(iter(source.frames()))
+
+
+# --- why a camera does not open -----------------------------------------------------------------
+
+
+class _Refusing(http.server.BaseHTTPRequestHandler):
+    """Answers every request with the status its path names: /404, /401, /403."""
+
+    def do_GET(self) -> None:
+        code = int(self.path.strip("/").partition("?")[0])
+        self.send_response(code)
+        if code == 401:
+            self.send_header("WWW-Authenticate", 'Basic realm="cam"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+
+@pytest.fixture(scope="module")
+def addresses() -> Iterator[dict[str, str]]:
+    """Ports on 127.0.0.1 that refuse (bound, not listening), that never answer (listening,
+    never accepting), and an HTTP server that answers with an error status."""
+    refusing, silent = socket.socket(), socket.socket()
+    refusing.bind(("127.0.0.1", 0))
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield {
+        "refused": f"127.0.0.1:{refusing.getsockname()[1]}",
+        "silent": f"127.0.0.1:{silent.getsockname()[1]}",
+        "http": f"127.0.0.1:{server.server_address[1]}",
+    }
+    server.shutdown()
+    server.server_close()
+    refusing.close()
+    silent.close()
+
+
+OPEN_FAILURES = {
+    "rtsp-refused": ("rtsp://{creds}{refused}/cam?token={token}", "connection refused"),
+    "http-refused": ("http://{creds}{refused}/cam", "connection refused"),
+    "rtsp-silent": ("rtsp://{creds}{silent}/cam", "timed out (no answer in 1 s)"),
+    "http-silent": ("http://{creds}{silent}/cam", "timed out (no answer in 1 s)"),
+    "http-404": ("http://{creds}{http}/404?token={token}", "not found (404)"),
+    "http-401": ("http://{creds}{http}/401", "unauthorized (401)"),
+    "http-403": ("http://{creds}{http}/403", "forbidden (403)"),
+    # .invalid never resolves (RFC 6761), with or without a way out to a name server.
+    "host-not-found": ("rtsp://{creds}veil-camera.invalid/cam", "host not found"),
+}
+
+
+@pytest.mark.parametrize("case", list(OPEN_FAILURES), ids=list(OPEN_FAILURES))
+def test_a_failed_open_says_what_failed_without_the_credentials(
+    addresses: dict[str, str], case: str
+) -> None:
+    """Issue 22: a refused camera was only `open-failed`. The message says what failed, in the
+    words a person acts on, after the address as it may be shown."""
+    template, cause = OPEN_FAILURES[case]
+    url = template.format(creds=CREDS, token=TOKEN, **addresses)
+    kind = url.partition(":")[0]
+    started = time.monotonic()
+    with pytest.raises(SourceLost) as lost:
+        NetworkSource(url, kind, cfg(timeout_s=1.0), RunClock())
+    message = str(lost.value)
+    assert message.startswith(f"{kind}://***@") and f": {cause}" in message, message
+    assert "[Errno" not in message and "Invalid data" not in message
+    assert [s for s in SECRETS if s in message] == []
+    assert lost.value.reason == ("timeout" if "silent" in case else "open-failed")
+    assert time.monotonic() - started < 5

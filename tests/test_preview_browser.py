@@ -44,6 +44,12 @@ TWO_PICTURES = """() => {
 FRAMES_IN = "Number(document.getElementById('frames_in').textContent)"
 
 
+class _Recording:
+    """The segment sink as the status board sees it: a segment is being written."""
+
+    segment_open = True
+
+
 class LiveStatus:
     """A real StatusBoard's snapshot, as the preview serves it; every call is a second of a
     run that takes in more frames."""
@@ -54,6 +60,7 @@ class LiveStatus:
             path=folder / "status.json", report=self.report, folder=folder, source="sample",
             run="0123456789abcdef",
         )  # fmt: skip
+        self.board.sink_state = _Recording()
         self._lock = threading.Lock()
 
     def degrade(self) -> None:
@@ -69,7 +76,7 @@ class LiveStatus:
                 self.report.frames_out += 1
                 self.report.latency.add(42.0)
                 self.report.detect.add(18.0)
-            self.board.segments = 1 + self.report.frames_in // 250
+            self.board.segments = self.report.frames_in // 250  # closed: none in the first 10 s
             return json.dumps(self.board.snapshot()).encode()
 
 
@@ -105,6 +112,8 @@ def test_the_page_plays_the_picture_and_the_status(
             temp = page.text_content("#cpu_temp") or ""
             assert temp == "n/a" or temp.endswith("\u00b0C")
             assert (page.text_content("#uptime") or "").endswith("s")
+            # The segment being written shows beside the closed ones (issue 22: "Segments 0").
+            assert (page.text_content("#segments") or "").endswith(" closed, 1 recording")
             for field in ("frames_out", "dropped", "obscured", "segments", "camera_fps"):
                 assert (page.text_content(f"#{field}") or "\u2026") != "\u2026", field
 
@@ -121,6 +130,7 @@ def test_the_page_plays_the_picture_and_the_status(
             page.wait_for_selector("#banner", state="visible", timeout=10_000)
             banner = page.text_content("#banner") or ""
             assert banner.startswith("Degraded") and "max_latency_ms" in banner
+            assert "the disk is full: recording is paused" in banner  # why (issue 22)
             assert page.text_content("#state") == "degraded"
 
             server.close()  # the server goes away: the page says so rather than show old news

@@ -4,9 +4,11 @@ SIGTERM, by SIGKILL (a power cut) and by the end of the file."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -369,3 +371,111 @@ def test_a_full_disk_pauses_recording_logs_it_and_corrupts_nothing(
     assert not [p for p in out.iterdir() if p.name.startswith(".") and ".partial" in p.name]
     assert sum(len(decode_times(seg)) for seg in segments(out)) == status["frames_out"]
     assert_verifies(out)
+
+
+def test_a_folder_as_the_file_source_is_named_a_folder(tmp_path: Path) -> None:
+    """Issue 22: a folder given to `file:` was "not found", though it is there."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    ran = veil("run", "--source", f"file:{photos}/", "--output-dir", tmp_path / "out")
+    assert ran.returncode == 2
+    [line] = ran.stderr.splitlines()
+    assert line.startswith("veil: error:") and "not found" not in line
+    assert f"{photos} is a folder" in line and "veil redact" in line
+    assert not (tmp_path / "out").exists()
+
+
+def test_without_a_source_the_install_hint_comes_first_and_alone(tmp_path: Path) -> None:
+    """Issue 22: the default source is picamera2; where it is not installed, `veil run` said it
+    was recording before it gave the hint. Now the hint is the one line, and nothing is made."""
+    if importlib.util.find_spec("picamera2") is not None:
+        pytest.skip("picamera2 is installed here: the default source can open")
+    out = tmp_path / "out"
+    ran = veil("run", "--output-dir", out, "--duration", "1", "--key-dir", tmp_path / "keys")
+    assert ran.returncode == 2
+    [line] = ran.stderr.splitlines()
+    assert line.startswith("veil: error: picamera2 is not installed") and "apt install" in line
+    assert "recording" not in ran.stderr
+    assert not out.exists() and not (tmp_path / "keys").exists()
+
+
+def test_a_camera_that_refuses_says_so_without_its_credentials(
+    profile: Path, tmp_path: Path
+) -> None:
+    """Issue 22: `source lost (open-failed)` was all a refused camera got on stderr."""
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, not listening: every connection is refused
+        port = closed.getsockname()[1]
+        url = f"rtsp://admin:hunter2secret@127.0.0.1:{port}/stream?token=tok3nvalue"
+        out = tmp_path / "rec"
+        ran = veil("run", "--config", profile, "--source", url, "--output-dir", out,
+                   "--duration", "2")  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    [lost] = [line for line in ran.stderr.splitlines() if "source lost" in line]
+    assert lost == (
+        f"veil: source lost: rtsp://***@127.0.0.1:{port}/stream?***: connection refused "
+        "(nothing listens at that port); reconnecting"
+    )
+    assert "hunter2secret" not in ran.stderr and "tok3nvalue" not in ran.stderr
+
+
+def test_a_degraded_run_says_why_in_its_status(profile: Path, tmp_path: Path) -> None:
+    """Issue 22: the status said `degraded` and nothing more. Now it says why, in words, in the
+    file and in `veil status`, with the camera's credentials masked."""
+    out = tmp_path / "rec"
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, not listening: every connection is refused
+        port = closed.getsockname()[1]
+        url = f"rtsp://admin:hunter2secret@127.0.0.1:{port}/stream"
+        proc = spawn("run", "--config", profile, "--source", url, "--output-dir", out,
+                     "--duration", "30")  # fmt: skip
+        try:
+            deadline = time.monotonic() + 20
+            while "refused" not in str((data := _status(out)).get("degraded_because")):
+                assert time.monotonic() < deadline, data
+                time.sleep(0.2)
+            shown = veil("status", out / "status.json")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            stderr = proc.communicate(timeout=60)[1]
+    assert data.get("state") == "degraded", data
+    assert data["degraded_because"] == [
+        f"the camera is not delivering (rtsp://***@127.0.0.1:{port}/stream: connection refused "
+        "(nothing listens at that port)); Veil keeps reopening it"
+    ]
+    assert shown.returncode == 0
+    [because] = [line for line in shown.stdout.splitlines() if line.startswith("because")]
+    assert "camera is not delivering" in because and "connection refused" in because
+    final = json.loads((out / "status.json").read_text())
+    assert final["state"] == "stopped" and final["degraded_because"] == []
+    assert "hunter2secret" not in stderr + shown.stdout + (out / "status.json").read_text()
+
+
+def _status(out: Path) -> dict[str, object]:
+    try:
+        data = json.loads((out / "status.json").read_text())
+    except (FileNotFoundError, ValueError):  # not written yet, or being replaced
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def test_the_segment_being_recorded_shows_in_the_status(
+    sample_clip: Clip, profile: Path, tmp_path: Path
+) -> None:
+    """Issue 22: a run's first minute showed "Segments 0" while it was recording: only closed
+    segments counted. The open one now shows, in the file and in `veil status`."""
+    long = tmp_path / "long.toml"
+    long.write_text(profile.read_text().replace("segment_seconds = 2.0", "segment_seconds = 60.0"))
+    out = tmp_path / "rec"
+    proc = spawn(*played(long, sample_clip, out, "--realtime", "--loop", "--duration", "30"))
+    try:
+        data = wait_for_frames(out / "status.json", 5)
+        shown = veil("status", out / "status.json")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert (data["segments"], data["segment_open"]) == (0, True)
+    assert "segments     0 closed, 1 being recorded" in shown.stdout.splitlines()
+    final = _status(out)
+    assert (final["segments"], final["segment_open"]) == (1, False)

@@ -32,12 +32,15 @@ from __future__ import annotations
 
 import errno
 import logging
+import socket
 import time
 from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import av
+import av.error
 import av.logging
 
 from edge.capture.live import RunClock, SourceLost
@@ -63,6 +66,13 @@ _OPTIONS = {
     },
 }
 _TIMEOUTS = (errno.ETIMEDOUT,)
+# What a failed open means, in words a person acts on (RTSP servers answer with HTTP's codes).
+_CAUSES: dict[type[BaseException], str] = {
+    av.error.ConnectionRefusedError: "connection refused (nothing listens at that port)",
+    av.error.HTTPNotFoundError: "not found (404): no stream at that path",
+    av.error.HTTPUnauthorizedError: "unauthorized (401): wrong or missing user name or password",
+    av.error.HTTPForbiddenError: "forbidden (403): this user may not watch that stream",
+}
 _FIRST_PICTURE_S = 30.0  # longer than the keyframe interval of "smart" H.264 camera codecs
 _ENDED = object()  # the end of the stream, from next(packets, _ENDED)
 
@@ -95,6 +105,7 @@ class NetworkSource:
             raise
 
     def _open(self) -> Any:
+        started = time.monotonic()
         try:
             container = av.open(
                 self._url,
@@ -103,8 +114,19 @@ class NetworkSource:
                 timeout=(self._timeout, self._timeout),
             )
         except av.FFmpegError as exc:
-            reason = "timeout" if _timed_out(exc) else "open-failed"
-            raise SourceLost(f"{self.label}: cannot open ({self._reason(exc)})", reason) from None
+            waited = time.monotonic() - started
+            if (cause := _CAUSES.get(type(exc))) is not None:
+                raise SourceLost(f"{self.label}: {cause}", "open-failed") from None
+            if _timed_out(exc) or waited >= self._timeout:
+                # FFmpeg's RTSP reports a server that never answers as invalid data.
+                raise SourceLost(
+                    f"{self.label}: timed out (no answer in {self._timeout:g} s)", "timeout"
+                ) from None
+            if getattr(exc, "errno", None) == errno.EIO and not self._resolves():
+                raise SourceLost(f"{self.label}: host not found", "open-failed") from None
+            raise SourceLost(
+                f"{self.label}: cannot open ({self._reason(exc)})", "open-failed"
+            ) from None
         if not container.streams.video:
             container.close()
             raise SourceLost(f"{self.label}: the stream has no video", "open-failed")
@@ -182,6 +204,19 @@ class NetworkSource:
                         name,
                         self._scrub(message.strip()),
                     )
+
+    def _resolves(self) -> bool:
+        """Whether the host FFmpeg looked up has an address. FFmpeg says only "I/O error" when it
+        has none; its log says more, but is off unless the user turns it on. The host is taken
+        from the label, cut where FFmpeg cuts it, so nothing of the credentials is looked up."""
+        host = urlsplit(self.label).hostname
+        if not host or "(unparsable)" in self.label:
+            return True  # not known to be the name: say what FFmpeg said
+        try:
+            socket.getaddrinfo(host, None)
+        except (OSError, UnicodeError):
+            return False
+        return True
 
     def _reason(self, exc: BaseException) -> str:
         text = str(exc).strip().splitlines()

@@ -40,6 +40,9 @@ class Reconnecting:
         self.rate: Fraction | None = None
         self.connected = False
         self.losses = 0
+        # Why it is not delivering, in words and without credentials (the last failure's
+        # message); None while it is. For the status and the lines a person reads.
+        self.problem: str | None = None
         # Every try to open, over the run: the service watchdog counts them as progress, so a
         # camera being reopened with backoff is not mistaken for a hung loop (edge/run/notify.py).
         self.attempts = 0
@@ -63,6 +66,7 @@ class Reconnecting:
             try:
                 source = self._opener()
             except SourceLost as exc:
+                self.problem = str(exc)
                 if lost_at is None:  # not there at start: a loss too (plugged in later)
                     lost_at = time.monotonic()
                     self.losses += 1
@@ -74,7 +78,7 @@ class Reconnecting:
             if lost_at is not None:
                 self._events.source_restored(self.kind, time.monotonic() - lost_at, attempts)
             self.width, self.height, self.rate = source.width, source.height, source.rate
-            self.connected = True
+            self.connected, self.problem = True, None
             return source
         return None
 
@@ -91,8 +95,9 @@ class Reconnecting:
                     self._index += 1
                     yield raw
                 reason = "eof"  # a camera or stream that ends has been lost
+                self.problem = f"{self.label}: the stream ended"
             except SourceLost as exc:
-                reason = exc.reason
+                reason, self.problem = exc.reason, str(exc)
             finally:
                 self._skipped_before += int(getattr(source, "skipped", 0))
                 self._current = None

@@ -8,6 +8,7 @@ the status file and error lines show `label`, never `target`.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,22 @@ def parse_spec(text: str) -> SourceSpec:
         return SourceSpec(kind, rest)
     known = "file:PATH, v4l2:/dev/videoN, rtsp://..., http(s)://..., gst:PIPELINE, picamera2[:N]"
     raise UsageError(f"unknown source {masked(text)[:80]!r} (known: {known})")
+
+
+def check_backend(spec: SourceSpec) -> None:
+    """The install hint (UsageError) of a backend whose library is missing, found before any
+    folder, key or log is made and before a line says the camera is recording: unlike an absent
+    camera, a missing library does not come back by retrying."""
+    if spec.kind == "picamera2":
+        from edge.capture.picamera2_source import INSTALL_HINT
+
+        if importlib.util.find_spec("picamera2") is None:
+            raise UsageError(INSTALL_HINT)
+    elif spec.kind == "gst":
+        from edge.capture.opencv_camera import NO_GSTREAMER, has_gstreamer
+
+        if not has_gstreamer():
+            raise UsageError(NO_GSTREAMER)
 
 
 Opener = Callable[[SourceSpec, LiveConfig, RunClock, OpenOptions], LiveSource]

@@ -13,13 +13,14 @@ from edge import __version__
 from edge.audit import DEFAULT_LOG_NAME, AuditLog, AuditTrail, DeviceKey, c2pa, load_or_create
 from edge.audit.keys import check_outside, default_key_dir
 from edge.audit.records import FileName
+from edge.audit.verify_media import STATUS_NAMES
 from edge.capture import FrameSource, ImageFileSource, VideoFileSource
 from edge.cli.progress import terminal_size
 from edge.config import Config, load_config
 from edge.detect import FaceDetector, build_detector, fallback_warning, providers_of
 from edge.digest import sha256_file
 from edge.errors import AuditError, MediaError, OutputError, UsageError, VeilError
-from edge.media import Job, media_kind, output_root, plan
+from edge.media import Job, media_kind, not_media, output_root, plan, skipped_line
 from edge.names import shown
 from edge.redact import Redactor
 from edge.run import RunReport, StatusBoard, run
@@ -162,6 +163,8 @@ def redact_command(
             "public half with `veil audit pubkey`",
             file=sys.stderr,
         )
+    if src.is_dir() and (skipped := not_media(src, own={DEFAULT_LOG_NAME, *STATUS_NAMES})):
+        print(skipped_line(src, skipped), file=sys.stderr)
     _remove_stale_partials({job.dst.parent for job in jobs if job.refused is None})
     with AuditLog(log_path, key) as log:
         trail = AuditTrail(log, cfg)

@@ -21,7 +21,7 @@ from pathlib import Path
 from edge.audit import DEFAULT_LOG_NAME, AuditLog, AuditTrail, load_or_create
 from edge.audit.keys import check_outside, default_key_dir
 from edge.capture.live import RunClock
-from edge.capture.spec import OpenOptions, SourceSpec, open_source, parse_spec
+from edge.capture.spec import OpenOptions, SourceSpec, check_backend, open_source, parse_spec
 from edge.cli.credentials import guard_arguments, warn_arguments, warn_if_readable
 from edge.cli.outputs import open_outputs, plan_outputs
 from edge.cli.redact_cmd import announce_detector, seal_for
@@ -65,7 +65,8 @@ class LiveEvents:
 
     def source_lost(self, kind: str, reason: str) -> None:
         self.trail.source_lost(kind, reason)
-        print(f"veil: source lost ({reason}); reconnecting", file=sys.stderr)
+        why = getattr(self.board.source_state, "problem", None) or reason
+        print(f"veil: source lost: {why}; reconnecting", file=sys.stderr)
 
     def source_restored(self, kind: str, offline_s: float, attempts: int) -> None:
         self.trail.source_restored(kind, offline_s, attempts)
@@ -121,6 +122,7 @@ def check(args: RunArgs) -> tuple[Config, SourceSpec, Path]:
     """Everything that can be wrong before a camera opens: config, source, folders (exit 2)."""
     cfg = load_config(args.config)
     spec = parse_spec(args.source or cfg.live.source)
+    check_backend(spec)
     out = args.output_dir or DEFAULT_OUTPUT
     if out.exists() and not out.is_dir():
         raise UsageError(f"output folder {out} is a file")
@@ -128,6 +130,11 @@ def check(args: RunArgs) -> tuple[Config, SourceSpec, Path]:
         raise UsageError("--duration must be a positive number of seconds")
     if spec.kind == "file":
         path = Path(spec.target)
+        if path.is_dir():
+            raise UsageError(
+                f"source {path} is a folder; veil run plays one video file: give a file, "
+                f"or use `veil redact {path}` for a folder"
+            )
         if not path.is_file():
             raise UsageError(f"source file not found: {path}")
         if path.resolve().parent == out.resolve():
@@ -200,6 +207,7 @@ def run_command(args: RunArgs) -> int:
             announce_detector(detector, trail, board)
             sink = SegmentSink(out, cfg.record, events, rate=rate, seal=seal_for(cfg, key))
             sink.recover(logged_files(log_path))
+            board.sink_state = sink
             opts = OpenOptions(realtime=args.realtime, loop=args.loop)
             source = open_source(spec, cfg.live, clock, opts, events)
             board.source_state = source

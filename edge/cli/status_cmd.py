@@ -82,6 +82,7 @@ def status_command(path: Path, *, as_json: bool = False) -> int:
     failed = data.get("fail_closed")
     causes = sorted(failed.items()) if isinstance(failed, dict) else []
     full = " (DISK FULL: recording paused)" if data.get("storage_full") else ""
+    opened = " closed, 1 being recorded" if data.get("segment_open") else ""
     rows = [
         ("state", state),
         ("source", f"{data.get('source')} ({link}, lost {data.get('source_losses', 0)}x)"),
@@ -95,7 +96,7 @@ def status_command(path: Path, *, as_json: bool = False) -> int:
         ("latency", _ms(data.get("latency_ms"))),
         ("detector", _ms(data.get("detect_ms"))),
         ("camera", f"{data.get('camera_fps')} frames/s"),
-        ("segments", f"{data.get('segments')}{full}"),
+        ("segments", f"{data.get('segments')}{opened}{full}"),
         ("disk free", "-" if free is None else f"{free / 1e9:.2f} GB"),
         ("cpu temp", "-" if temp is None else f"{temp} °C"),
     ]
@@ -104,6 +105,9 @@ def status_command(path: Path, *, as_json: bool = False) -> int:
             rows.append((name, ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))))
     if data.get("warning"):
         rows.insert(1, ("WARNING", str(data["warning"])))
+    because = data.get("degraded_because")
+    for cause in reversed(because if isinstance(because, list) else []):
+        rows.insert(1, ("because", str(cause)))
     for name, value in rows:
         print(f"{name:<12} {value}")
     return 0

@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import os
 import shutil
+import sys
 import threading
 import time
 from collections import deque
@@ -20,11 +21,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from edge.run.degraded import RecentFaults, degraded_because, fault_lines
 from edge.run.report import RunReport, Timings
 
 State = Literal["running", "degraded", "stopped"]
 _RECENT = 300  # frames behind the percentiles shown (10 s at 30 frames/s)
-_FAULT_S = 10.0  # a frame failed closed this recently keeps the state degraded
 _THERMAL = Path("/sys/class/thermal")
 
 
@@ -93,15 +94,15 @@ class StatusBoard:
         # camera first opens) and `losses`; a file has neither and is never lost.
         self.source_state: object | None = None
         self.storage_full = False
-        self.segments = 0
+        self.segments = 0  # closed and logged
+        self.sink_state: object | None = None  # the recording, once open: is a segment open
         # The onnxruntime execution provider CenterFace runs on, once the detector is built.
         self.detector_provider: str | None = None
         self.state: State = "running"
         # Side outputs (the preview, the stream out) by name: their counts, shown as `outputs`.
         self.outputs: dict[str, Callable[[], dict[str, int]]] = {}
         self.body = b"{}"  # the last status written, as the preview serves it
-        self._last_fault_at: float | None = None
-        self._fault_count = 0
+        self._faults = RecentFaults()
         self._fps: deque[tuple[float, int]] = deque(maxlen=6)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -110,15 +111,20 @@ class StatusBoard:
     def snapshot(self) -> dict[str, Any]:
         r = self.report
         now = time.monotonic()
-        faults = r.dropped + r.obscured
-        if faults != self._fault_count:
-            self._fault_count, self._last_fault_at = faults, now
+        fresh = self._faults.update(r.tally()[1], now)
         self._fps.append((now, r.frames_in))
         (t0, n0), (t1, n1) = self._fps[0], self._fps[-1]
-        recent_fault = self._last_fault_at is not None and now - self._last_fault_at < _FAULT_S
+        because: list[str] = []
         if self.state != "stopped":
-            bad = not self._connected() or self.storage_full or recent_fault
-            self.state = "degraded" if bad else "running"
+            because = degraded_because(
+                connected=self._connected(),
+                problem=getattr(self.source_state, "problem", None),
+                storage_full=self.storage_full,
+                faults=self._faults.recent(now),
+            )
+            self.state = "degraded" if because else "running"
+            for line in fault_lines(fresh):
+                print(line, file=sys.stderr)
         try:
             free: int | None = shutil.disk_usage(self.folder).free
         except OSError:
@@ -131,6 +137,7 @@ class StatusBoard:
         )
         return {
             "state": self.state,
+            "degraded_because": because,
             # Why the state is what it is, for a person; None when all is well.
             "warning": (
                 f"the detector takes {detect['p50']} ms a frame, more than max_latency_ms "
@@ -162,6 +169,7 @@ class StatusBoard:
             "run_stage_ms": _stages(r, recent=False) if self.state == "stopped" else None,
             "camera_fps": round((n1 - n0) / (t1 - t0), 2) if t1 > t0 else None,
             "segments": self.segments,
+            "segment_open": bool(getattr(self.sink_state, "segment_open", False)),
             "storage_full": self.storage_full,
             "disk_free_bytes": free,
             "cpu_temp_c": cpu_temp_c(),

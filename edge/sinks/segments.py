@@ -271,6 +271,11 @@ class SegmentSink:
             self._events.segment_discarded(current.temp, current.frames, reason, error)
 
     @property
+    def segment_open(self) -> bool:
+        """Whether a segment is being written: until it closes, `segments` does not count it."""
+        return self._current is not None
+
+    @property
     def recorded(self) -> int:
         """Frames written whole: in segments closed (or being finished), and in whole fragments
         of the open one. The loop counts these as recorded, the rest as in flight; it only
