@@ -141,6 +141,7 @@ class StreamOut:
                 "sent": self._sent,
                 "dropped": self._dropped,
                 "reconnects": self._reconnects,
+                "attempts": self._attempts,  # connection tries since the last one was made
                 "connected": int(self._connected_at is not None),
             }
 
