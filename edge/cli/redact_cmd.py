@@ -9,14 +9,15 @@ from pathlib import Path
 from pydantic import TypeAdapter, ValidationError
 from tqdm import tqdm
 
-from edge import __version__
-from edge.audit import DEFAULT_LOG_NAME, AuditLog, AuditTrail, DeviceKey, c2pa, load_or_create
+from edge.audit import DEFAULT_LOG_NAME, AuditLog, AuditTrail, c2pa, load_or_create
+from edge.audit.c2pa import seal_for
 from edge.audit.keys import check_outside, default_key_dir
 from edge.audit.records import FileName
+from edge.audit.trail import announce_detector
 from edge.capture import FrameSource, ImageFileSource, VideoFileSource
 from edge.cli.progress import terminal_size
 from edge.config import Config, load_config
-from edge.detect import FaceDetector, build_detector, fallback_warning, providers_of
+from edge.detect import FaceDetector, build_detector
 from edge.digest import sha256_file
 from edge.errors import AuditError, MediaError, OutputError, UsageError, VeilError
 from edge.loop import run, video_sink_for
@@ -27,7 +28,6 @@ from edge.redact import Redactor
 from edge.sinks import ImageFileSink, Sink
 from edge.sinks.atomic import Seal, stale_partials
 from edge.sinks.retention import partial_stem
-from edge.status import StatusBoard
 
 _LOG_NAME: TypeAdapter[str] = TypeAdapter(FileName)
 
@@ -178,26 +178,6 @@ def redact_command(
         )
         return 1
     return 3 if obscured else 0
-
-
-def announce_detector(
-    detector: FaceDetector, trail: AuditTrail, board: StatusBoard | None = None
-) -> None:
-    """Once a detector is built: its execution provider into the audit log (a `detector_ready`
-    record) and the status board, and a fallback from the configured provider onto stderr."""
-    trail.detector_ready(detector)
-    if board is not None:
-        board.detector_provider = providers_of(detector)[0]
-    warning = fallback_warning(detector)
-    if warning is not None:
-        print(warning, file=sys.stderr)
-
-
-def seal_for(cfg: Config, key: DeviceKey) -> Seal | None:
-    """With `[audit] c2pa`, each output gets a C2PA manifest signed by the device key."""
-    if not cfg.audit.c2pa:
-        return None
-    return lambda src, dst: c2pa.sign_file(src, dst, key, __version__)
 
 
 def _remove_stale_partials(folders: Iterable[Path]) -> None:

@@ -8,7 +8,6 @@ the frames in flight reach the sink, the current segment is closed and logged, t
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
@@ -19,12 +18,14 @@ from fractions import Fraction
 from pathlib import Path
 
 from edge.audit import DEFAULT_LOG_NAME, AuditLog, AuditTrail, load_or_create
+from edge.audit.c2pa import seal_for
 from edge.audit.keys import check_outside, default_key_dir
+from edge.audit.log import logged_files
+from edge.audit.trail import announce_detector
 from edge.capture.live import RunClock
 from edge.capture.spec import OpenOptions, SourceSpec, open_source, parse_spec
 from edge.cli.credentials import guard_arguments, warn_arguments, warn_if_readable
 from edge.cli.outputs import open_outputs, plan_outputs
-from edge.cli.redact_cmd import announce_detector, seal_for
 from edge.cli.service import supervised
 from edge.config import Config, load_config
 from edge.detect import build_detector
@@ -100,23 +101,6 @@ class LiveEvents:
     def storage_resumed(self, free_bytes: int) -> None:
         self.board.storage_full = False
         self.trail.storage("resumed", free_bytes)
-
-
-def logged_files(log: Path) -> set[Path]:
-    """Every file the log says was closed, as resolved paths (names are relative to the log)."""
-    found: set[Path] = set()
-    try:
-        lines = log.read_bytes().splitlines()
-    except FileNotFoundError:
-        return found
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a torn line: the log's own recovery deals with it
-        if isinstance(record, dict) and record.get("type") == "file_closed":
-            found.add((log.parent / str(record.get("name"))).resolve())
-    return found
 
 
 def check(args: RunArgs) -> tuple[Config, SourceSpec, Path]:
