@@ -342,7 +342,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "bench":
         if args.live:
-            from edge.bench_live import live_bench_command
+            from edge.bench.live import live_bench_command
 
             return live_bench_command(
                 args.config,
@@ -353,7 +353,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 args.json,
                 tuple(args.preview_client or ()),
             )
-        from edge.bench import bench_command
+        from edge.bench.recorded import bench_command
 
         if args.config and len(args.config) > 1:
             raise UsageError("give one --config (several are for --live)")
