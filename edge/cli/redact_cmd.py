@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -15,6 +16,7 @@ from edge.audit.keys import check_outside, default_key_dir
 from edge.audit.records import FileName
 from edge.audit.trail import announce_detector
 from edge.capture import FrameSource, ImageFileSource, VideoFileSource
+from edge.cli.parser import Subparsers
 from edge.cli.progress import terminal_size
 from edge.config import Config, load_config
 from edge.detect import FaceDetector, build_detector
@@ -30,6 +32,41 @@ from edge.sinks.atomic import Seal, stale_partials
 from edge.sinks.retention import partial_stem
 
 _LOG_NAME: TypeAdapter[str] = TypeAdapter(FileName)
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    redact = subparsers.add_parser("redact")
+    redact.add_argument(
+        "input", type=Path, help="video (mp4/m4v/mov/mkv/avi), image (jpg/jpeg/png) or folder"
+    )
+    redact.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="output folder (made if missing; a name without an extension is a folder), or for "
+        "one input its file name, e.g. out/clip.mp4",
+    )
+    redact.add_argument("--config", type=Path, help="TOML profile, e.g. configs/recorded.toml")
+    redact.add_argument(
+        "--overwrite", action="store_true", help="replace existing outputs (never an input)"
+    )
+    redact.add_argument(
+        "--audit-log",
+        type=Path,
+        help="append the run's audit records here (default: veil-audit.jsonl beside the outputs)",
+    )
+    redact.add_argument(
+        "--key-dir",
+        type=Path,
+        help="the device key's folder (default: $VEIL_KEY_DIR, else the user data folder); "
+        "never inside an output folder",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    return redact_command(
+        args.input, args.output, args.config, args.overwrite, args.audit_log, args.key_dir
+    )
 
 
 class Runner:
