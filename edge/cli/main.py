@@ -3,13 +3,17 @@ loaded only when that command runs: `veil --help` and a light command load no de
 crypto they do not use. And the one place where an error becomes its line and its exit code.
 
 Exit 0 on success, 1 on a runtime error, 2 on a usage or config error, each error one line on
-stderr (a command may add its own: 3 when frames were fully obscured); 130 when interrupted.
+stderr (a command may add its own: 3 when frames were fully obscured); 130 when interrupted; 141,
+quietly, when the reader of the output has gone (`veil ... | head -1`), as the shell reports a
+program that SIGPIPE ended.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import select
 import signal
 import sys
 import threading
@@ -52,6 +56,8 @@ COMMANDS = {
     "sample": Command("edge.cli.sample_cmd", "write a sample clip of real moving faces"),
     "bench": Command("edge.cli.bench_cmd", "measure decode, decode+encode and full-pipeline speed"),
 }
+
+SIGPIPE_EXIT = 128 + 13
 
 
 class CommandModule(Protocol):
@@ -113,7 +119,38 @@ def _run(argv: Sequence[str] | None) -> int:
         return 130
 
 
+def _readers_gone() -> bool:
+    """Whether the reader of stdout or stderr has gone (a pipe into `head` that has exited);
+    if so, it goes to /dev/null, where the interpreter's last flush cannot fail again."""
+    gone = []
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            continue
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        if any(events & select.POLLERR for _, events in poller.poll(0)):
+            gone.append(fd)
+    if gone:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        for fd in gone:
+            os.dup2(devnull, fd)
+        os.close(devnull)
+    return bool(gone)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
-    return _run(argv)
+    try:
+        try:
+            return _run(argv)
+        finally:
+            # Now, not at exit: a reader that has gone is then still told apart here.
+            if sys.stdout is not None:  # None when started with no stdout at all
+                sys.stdout.flush()
+    except BrokenPipeError:
+        if not _readers_gone():
+            raise  # a socket's or a child's pipe: a fault, not a reader that has had enough
+        return SIGPIPE_EXIT
