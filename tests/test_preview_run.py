@@ -24,7 +24,7 @@ from outputs_helpers import (
 from test_run_cli import records, spawn, verify
 
 from conftest import Clip, veil
-from edge.bench_client import free_port
+from edge.bench.client import free_port
 
 
 @pytest.mark.slow

@@ -162,6 +162,14 @@ def test_live_bench_reports_each_stage_per_frame(
     assert f"{stages['encode']['p50']:.1f}/{stages['encode']['mean']:.1f}" in line
 
 
+def test_live_bench_finds_its_default_profiles(tmp_path: Path) -> None:
+    # Without --config it takes the shipped live profiles (found from the package, wherever the
+    # command runs), which it checks before the cores.
+    proc = veil("bench", "--live", "--cpus", "0", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("veil: error: --cpus 0: this process may use"), proc.stderr
+
+
 def test_sigterm_closes_the_segment_and_the_log_and_exits_0(
     sample_clip: Clip, profile: Path, tmp_path: Path
 ) -> None:

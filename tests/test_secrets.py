@@ -22,7 +22,7 @@ from test_run_cli import spawn, wait_for_frames
 
 from conftest import ASTRONAUT_FACE, Clip, veil
 from edge.audit.settings import flat_settings, public_config
-from edge.bench_client import free_port
+from edge.bench.client import free_port
 from edge.capture.urls import gst_label, masked, safe_url
 from edge.config import Config
 

@@ -45,7 +45,7 @@ from stream_helpers import (
     wait_for,
 )
 
-from edge.bench_client import free_port
+from edge.bench.client import free_port
 from edge.config import StreamOutConfig
 from edge.evaluate.protection import is_protected
 from edge.frames import RawFrame

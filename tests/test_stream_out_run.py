@@ -28,7 +28,7 @@ from stream_helpers import NO_PTS, Receiver
 from test_run_cli import records, spawn, verify
 
 from conftest import Clip, veil
-from edge.bench_client import free_port
+from edge.bench.client import free_port
 
 
 def decoded(container: av.container.InputContainer) -> list[tuple[float, np.ndarray]]:

@@ -26,8 +26,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from edge import __version__
 from edge.audit.keys import DeviceKey, raw_public
+from edge.config import Config
 from edge.errors import AuditError, OutputError, UsageError
+from edge.sinks.atomic import Seal
 
 CERT_NAME = "device-cert.pem"
 MIME = {".mp4": "video/mp4", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
@@ -136,6 +139,13 @@ def sign_file(src: Path, dst: Path, key: DeviceKey, version: str) -> None:
         dst.unlink(missing_ok=True)
         why = " ".join(str(exc).split())  # c2pa's messages run over several lines
         raise OutputError(f"cannot attach C2PA manifest to {dst}: {why}") from None
+
+
+def seal_for(cfg: Config, key: DeviceKey) -> Seal | None:
+    """With `[audit] c2pa`, each output gets a C2PA manifest signed by the device key."""
+    if not cfg.audit.c2pa:
+        return None
+    return lambda src, dst: sign_file(src, dst, key, __version__)
 
 
 def _anchors(path: Path, public_raw: bytes) -> str:

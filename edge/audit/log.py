@@ -237,6 +237,23 @@ class AuditLog:
         self.close()
 
 
+def logged_files(log: Path) -> set[Path]:
+    """Every file the log says was closed, as resolved paths (names are relative to the log)."""
+    found: set[Path] = set()
+    try:
+        lines = log.read_bytes().splitlines()
+    except FileNotFoundError:
+        return found
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a torn line: the log's own recovery deals with it
+        if isinstance(record, dict) and record.get("type") == "file_closed":
+            found.add((log.parent / str(record.get("name"))).resolve())
+    return found
+
+
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():

@@ -10,13 +10,14 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -25,7 +26,7 @@ from edge.audit.log import AuditLog
 from edge.audit.records import COUNTS, Output, Status
 from edge.audit.settings import config_sha256, flat_settings
 from edge.config import Config
-from edge.detect import FaceDetector, pinned_models, providers_of
+from edge.detect import FaceDetector, fallback_warning, pinned_models, providers_of
 from edge.digest import sha256_bytes
 from edge.run import RunReport
 from edge.sinks.base import Discard, Published
@@ -282,3 +283,22 @@ class AuditTrail:
     def name(self, path: Path) -> str:
         """A file's name in the log: relative to the log's folder, so they can move together."""
         return Path(os.path.relpath(path.resolve(), self.log.path.parent.resolve())).as_posix()
+
+
+class ShowsProvider(Protocol):
+    """Where a run shows its detector's execution provider (the live run's status board)."""
+
+    detector_provider: str | None
+
+
+def announce_detector(
+    detector: FaceDetector, trail: AuditTrail, board: ShowsProvider | None = None
+) -> None:
+    """Once a detector is built: its execution provider into the audit log (a `detector_ready`
+    record) and the status board, and a fallback from the configured provider onto stderr."""
+    trail.detector_ready(detector)
+    if board is not None:
+        board.detector_provider = providers_of(detector)[0]
+    warning = fallback_warning(detector)
+    if warning is not None:
+        print(warning, file=sys.stderr)

@@ -13,10 +13,50 @@ from edge.audit.head import format_head, head_of, missing_head, parse_head
 from edge.audit.keys import default_key_dir, load_public
 from edge.audit.summary import render_summary, render_tables
 from edge.audit.verdict import Problem
+from edge.cli.parser import Parser, Subparsers
 from edge.errors import OutputError, UsageError
 
 
-def audit_command(args: argparse.Namespace) -> int:
+def add_parser(subparsers: Subparsers) -> None:
+    audit = subparsers.add_parser("audit")
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, parser_class=Parser)
+    verify = audit_sub.add_parser(
+        "verify", help="check the log's chain, signatures and sequence; with --media, its files"
+    )
+    verify.add_argument("log", type=Path, help="the audit log (veil-audit.jsonl)")
+    verify.add_argument(
+        "--pubkey",
+        type=Path,
+        action="append",
+        help="the device's public key (PEM from `veil audit pubkey`); repeat for several "
+        "devices. Without it, records are only checked against the keys the log names itself",
+    )
+    verify.add_argument(
+        "--media",
+        type=Path,
+        help="folder of outputs: every logged file in it must match its hash, and no other "
+        "file may be there (but the log and a `veil run` status file)",
+    )
+    verify.add_argument(
+        "--head",
+        metavar="SEQ:SHA256",
+        help="a head published earlier (`veil audit head`): the log must still hold it",
+    )
+    head = audit_sub.add_parser(
+        "head", help="print the log's head (SEQ:SHA256), to publish where the device cannot edit"
+    )
+    head.add_argument("log", type=Path)
+    show = audit_sub.add_parser("show", help="the log's runs and files as tables, then verify")
+    show.add_argument("log", type=Path)
+    show.add_argument("--pubkey", type=Path, action="append", help="as for verify")
+    pubkey = audit_sub.add_parser(
+        "pubkey", help="print the device's public key (PEM), making the key pair if needed"
+    )
+    pubkey.add_argument("--key-dir", type=Path, help="the device key's folder")
+    pubkey.add_argument("-o", "--output", type=Path, help="write the PEM here, not to stdout")
+
+
+def main(args: argparse.Namespace) -> int:
     if args.audit_command == "pubkey":
         return _pubkey(args.key_dir, args.output)
     if args.audit_command == "head":

@@ -3,11 +3,27 @@ Warnings do not fail: many are facts of a machine (no Pi camera on a laptop), no
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
+from edge.cli.parser import Subparsers
 from edge.doctor import CHECKS, Context, Result, run_checks
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    doctor = subparsers.add_parser("doctor")
+    doctor.add_argument("--config", type=Path, help="the profile `veil run` uses")
+    doctor.add_argument("--key-dir", type=Path, help="the device key's folder (as for run)")
+    doctor.add_argument(
+        "--output-dir", type=Path, help="the folder `veil run` records into (default: recordings)"
+    )
+    doctor.add_argument("--json", action="store_true", help="print the results as JSON")
+
+
+def main(args: argparse.Namespace) -> int:
+    return doctor_command(args.config, args.key_dir, args.output_dir, as_json=args.json)
 
 
 def render(results: list[Result]) -> str:

@@ -1,8 +1,11 @@
 """`veil eval SET_DIR`: Veil's real pipeline over a `faceblur-eval/1` set, in memory; how many
-annotated faces survived, how much else was destroyed. Only the reports asked for are written."""
+annotated faces survived, how much else was destroyed. Only the reports asked for are written.
+With `--recording`, a `veil run` output folder is scored instead of running the pipeline."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +15,7 @@ from tqdm import tqdm
 
 from edge import __version__
 from edge.audit.settings import public_config
+from edge.cli.parser import Subparsers
 from edge.cli.progress import terminal_size
 from edge.config import load_config
 from edge.detect import pinned_models
@@ -30,11 +34,70 @@ from edge.evaluate.metrics import (
     video_summary,
 )
 from edge.evaluate.protection import KEEP_LIMIT, WHOLE_ELLIPSE_BELOW
+from edge.evaluate.recording import render_score, score_recording
 from edge.evaluate.report import render, to_json, write_text
 from edge.evaluate.runner import EvalRunner
 from edge.evaluate.size_sweep import CONDITIONS
 from edge.run import RunReport
 from edge.sinks.atomic import AtomicFile
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    evaluate = subparsers.add_parser("eval")
+    evaluate.add_argument("set_dir", type=Path, help="folder holding annotations.json and media")
+    evaluate.add_argument("--config", type=Path, help="TOML profile to evaluate")
+    evaluate.add_argument("--json", type=Path, help="write every number here")
+    evaluate.add_argument("--chart", type=Path, help="write recall by face size here (.html)")
+    evaluate.add_argument(
+        "--no-sweep",
+        action="store_true",
+        help="labelled sets: skip re-rendering the faces at each --sizes (slow)",
+    )
+    evaluate.add_argument(
+        "--sizes", default="12,16,24,32", help="labelled sets: face sizes (px) of the sweep"
+    )
+    evaluate.add_argument(
+        "--conditions",
+        default="clear",
+        help="labelled sets: the sweep's conditions, comma-separated, from "
+        "clear,low_light,blur,low_light+blur (each recipe is printed in the report)",
+    )
+    evaluate.add_argument(
+        "--audit-report",
+        type=Path,
+        help="labelled sets: write the equal-protection audit here, one self-contained page "
+        "(.html)",
+    )
+    evaluate.add_argument(
+        "--limit", type=int, help="evaluate only the first N images and the first N videos"
+    )
+    evaluate.add_argument(
+        "--recording",
+        type=Path,
+        help="score this `veil run` output folder (played from the set's video with "
+        "--source file:...) instead of running the pipeline",
+    )
+    evaluate.add_argument("--video", help="with --recording: which of the set's videos it is")
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.recording is not None:
+        score = score_recording(args.set_dir, args.recording, args.video)
+        print(render_score(score))
+        if args.json is not None:
+            args.json.write_text(json.dumps(score.as_dict(), indent=2) + "\n", encoding="utf-8")
+        return 0
+    return eval_command(
+        args.set_dir,
+        args.config,
+        args.json,
+        args.chart,
+        sweep=not args.no_sweep,
+        sizes=parse_sizes(args.sizes),
+        conditions=parse_conditions(args.conditions),
+        limit=args.limit,
+        audit_path=args.audit_report,
+    )
 
 
 def parse_sizes(text: str) -> tuple[int, ...]:

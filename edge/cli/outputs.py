@@ -1,7 +1,6 @@
 """`veil run`'s side outputs, the preview page and the stream out: checked with the rest of the
 command line (exit 2), opened before the camera, logged when they start and stop, and closed
-before the run's stop record. And `veil preview url`, which prints the page's address with its
-access token."""
+before the run's stop record."""
 
 from __future__ import annotations
 
@@ -19,16 +18,13 @@ from urllib.parse import urlsplit
 from pydantic import ValidationError
 
 from edge.audit import AuditTrail
-from edge.audit.keys import default_key_dir
 from edge.audit.records import Output
 from edge.capture.urls import masked
 from edge.config import (
-    DEFAULT_PREVIEW_PORT,
     Config,
     StreamOutConfig,
     first_problem,
     is_loopback,
-    load_config,
     parse_bind,
 )
 from edge.errors import UsageError
@@ -158,7 +154,7 @@ def _start_preview(
     trail.output_start("preview", _address_class(host), scheme, token=token is not None)
     hint = " (`veil preview url` prints it with the access token)" if token else ""
     print(
-        f"veil: preview on {scheme}://{_url_host(bound_host)}:{bound_port}/{hint}", file=sys.stderr
+        f"veil: preview on {scheme}://{url_host(bound_host)}:{bound_port}/{hint}", file=sys.stderr
     )
     return server
 
@@ -180,7 +176,8 @@ def _stop(
     )
 
 
-def _url_host(host: str) -> str:
+def url_host(host: str) -> str:
+    """`host` as a URL shows it: a name of the device for every interface, IPv6 in brackets."""
     try:
         unspecified = ipaddress.ip_address(host).is_unspecified
         v6 = ipaddress.ip_address(host).version == 6
@@ -189,30 +186,3 @@ def _url_host(host: str) -> str:
     if unspecified:  # 0.0.0.0 or ::, every interface: the device's own name reaches one of them
         return socket.gethostname()
     return f"[{host}]" if v6 else host
-
-
-def preview_url_command(config: Path | None, preview: str | None, key_dir: Path | None) -> int:
-    from edge.sinks.preview import load_or_create_cert, load_or_create_token
-
-    cfg = load_config(config)
-    bind = preview or cfg.preview.bind or f"127.0.0.1:{DEFAULT_PREVIEW_PORT}"
-    plan = plan_outputs(cfg, bind, "")
-    assert plan.preview is not None
-    host, port = plan.preview
-    folder = key_dir or default_key_dir()
-    scheme = "https" if cfg.preview.tls else "http"
-    url = f"{scheme}://{_url_host(host)}:{port}/"
-    if cfg.preview.require_token:
-        token, created = load_or_create_token(folder)
-        if created:
-            print(f"veil: made the preview's access token in {folder}", file=sys.stderr)
-        url += f"?token={token}"
-    print(url)
-    if cfg.preview.tls:
-        print(f"certificate SHA-256 fingerprint: {load_or_create_cert(folder).fingerprint}")
-    if cfg.preview.require_token:
-        print(
-            "veil: anyone with this URL can watch the redacted picture; keep it like a password",
-            file=sys.stderr,
-        )
-    return 0

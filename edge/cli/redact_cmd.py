@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -9,27 +10,64 @@ from pathlib import Path
 from pydantic import TypeAdapter, ValidationError
 from tqdm import tqdm
 
-from edge import __version__
-from edge.audit import DEFAULT_LOG_NAME, AuditLog, AuditTrail, DeviceKey, c2pa, load_or_create
+from edge.audit import DEFAULT_LOG_NAME, AuditLog, AuditTrail, c2pa, load_or_create
+from edge.audit.c2pa import seal_for
 from edge.audit.keys import check_outside, default_key_dir
 from edge.audit.records import FileName
+from edge.audit.trail import announce_detector
 from edge.audit.verify_media import STATUS_NAMES
 from edge.capture import FrameSource, ImageFileSource, VideoFileSource
+from edge.cli.parser import Subparsers
 from edge.cli.progress import terminal_size
 from edge.config import Config, load_config
-from edge.detect import FaceDetector, build_detector, fallback_warning, providers_of
+from edge.detect import FaceDetector, build_detector
 from edge.digest import sha256_file
 from edge.errors import AuditError, MediaError, OutputError, UsageError, VeilError
 from edge.media import Job, media_kind, not_media, output_root, plan, skipped_line
 from edge.names import shown
 from edge.redact import Redactor
-from edge.run import RunReport, StatusBoard, run
+from edge.run import RunReport, run
 from edge.sinks import ImageFileSink, Sink
 from edge.sinks.atomic import Seal, stale_partials
 from edge.sinks.retention import partial_stem
 from edge.sinks.video_file import video_sink_for
 
 _LOG_NAME: TypeAdapter[str] = TypeAdapter(FileName)
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    redact = subparsers.add_parser("redact")
+    redact.add_argument(
+        "input", type=Path, help="video (mp4/m4v/mov/mkv/avi), image (jpg/jpeg/png) or folder"
+    )
+    redact.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        help="output folder (made if missing; a name without an extension is a folder), or for "
+        "one input its file name, e.g. out/clip.mp4",
+    )
+    redact.add_argument("--config", type=Path, help="TOML profile, e.g. configs/recorded.toml")
+    redact.add_argument(
+        "--overwrite", action="store_true", help="replace existing outputs (never an input)"
+    )
+    redact.add_argument(
+        "--audit-log",
+        type=Path,
+        help="append the run's audit records here (default: veil-audit.jsonl beside the outputs)",
+    )
+    redact.add_argument(
+        "--key-dir",
+        type=Path,
+        help="the device key's folder (default: $VEIL_KEY_DIR, else the user data folder); "
+        "never inside an output folder",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    return redact_command(
+        args.input, args.output, args.config, args.overwrite, args.audit_log, args.key_dir
+    )
 
 
 class Runner:
@@ -180,26 +218,6 @@ def redact_command(
         )
         return 1
     return 3 if obscured else 0
-
-
-def announce_detector(
-    detector: FaceDetector, trail: AuditTrail, board: StatusBoard | None = None
-) -> None:
-    """Once a detector is built: its execution provider into the audit log (a `detector_ready`
-    record) and the status board, and a fallback from the configured provider onto stderr."""
-    trail.detector_ready(detector)
-    if board is not None:
-        board.detector_provider = providers_of(detector)[0]
-    warning = fallback_warning(detector)
-    if warning is not None:
-        print(warning, file=sys.stderr)
-
-
-def seal_for(cfg: Config, key: DeviceKey) -> Seal | None:
-    """With `[audit] c2pa`, each output gets a C2PA manifest signed by the device key."""
-    if not cfg.audit.c2pa:
-        return None
-    return lambda src, dst: c2pa.sign_file(src, dst, key, __version__)
 
 
 def _remove_stale_partials(folders: Iterable[Path]) -> None:

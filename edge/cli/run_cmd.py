@@ -8,7 +8,7 @@ the frames in flight reach the sink, the current segment is closed and logged, t
 
 from __future__ import annotations
 
-import json
+import argparse
 import signal
 import sys
 import threading
@@ -19,12 +19,16 @@ from fractions import Fraction
 from pathlib import Path
 
 from edge.audit import DEFAULT_LOG_NAME, AuditLog, AuditTrail, load_or_create
+from edge.audit.c2pa import seal_for
 from edge.audit.keys import check_outside, default_key_dir
+from edge.audit.log import logged_files
+from edge.audit.trail import announce_detector
 from edge.capture.live import RunClock
 from edge.capture.spec import OpenOptions, SourceSpec, check_backend, open_source, parse_spec
 from edge.cli.credentials import guard_arguments, warn_arguments, warn_if_readable
+from edge.cli.numbers import seconds
 from edge.cli.outputs import open_outputs, plan_outputs
-from edge.cli.redact_cmd import announce_detector, seal_for
+from edge.cli.parser import Subparsers
 from edge.cli.service import supervised
 from edge.config import Config, load_config
 from edge.detect import build_detector
@@ -37,6 +41,9 @@ from edge.sinks.segments import SegmentSink, StorageFull
 
 DEFAULT_OUTPUT = Path("recordings")
 STATUS_NAME = "status.json"
+# A run's timer waits on a lock, whose timeout has a platform limit (about 292 years): a
+# duration is bounded well inside it.
+DURATION = seconds(0.01, 1e9)
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,61 @@ class RunArgs:
     status: Path | None = None
     preview: str | None = None
     stream_out: str | None = None
+
+
+def add_parser(subparsers: Subparsers) -> None:
+    live = subparsers.add_parser("run")
+    live.add_argument("--config", type=Path, help="TOML profile, e.g. configs/bodycam.toml")
+    live.add_argument(
+        "--source",
+        help="picamera2[:N], v4l2:/dev/videoN, rtsp://..., http(s)://..., gst:PIPELINE or "
+        "file:PATH (default: the profile's [live] source)",
+    )
+    live.add_argument(
+        "--output-dir", type=Path, help="segments, status and audit log (default: recordings)"
+    )
+    live.add_argument("--duration", type=DURATION, help="stop after this many seconds")
+    live.add_argument(
+        "--realtime",
+        action="store_true",
+        help="file sources: play at the file's own frame rate, as a camera would",
+    )
+    live.add_argument(
+        "--loop", action="store_true", help="file sources: replay the file until stopped"
+    )
+    live.add_argument("--audit-log", type=Path, help="default: OUTPUT_DIR/veil-audit.jsonl")
+    live.add_argument("--key-dir", type=Path, help="the device key's folder (as for redact)")
+    live.add_argument("--status", type=Path, help="status file (default: OUTPUT_DIR/status.json)")
+    live.add_argument(
+        "--preview",
+        metavar="HOST:PORT",
+        help="serve the redacted preview page here (default: the profile's [preview] bind); "
+        "any address but loopback needs the access token (`veil preview url`)",
+    )
+    live.add_argument(
+        "--stream-out",
+        metavar="URL",
+        help="also push the redacted video to rtsp://HOST:PORT/PATH, or write it to standard "
+        "output with - (default: the profile's [stream_out] url)",
+    )
+
+
+def main(args: argparse.Namespace) -> int:
+    return run_command(
+        RunArgs(
+            args.config,
+            args.source,
+            args.output_dir,
+            args.duration,
+            args.realtime,
+            args.loop,
+            args.audit_log,
+            args.key_dir,
+            args.status,
+            args.preview,
+            args.stream_out,
+        )
+    )
 
 
 class LiveEvents:
@@ -99,23 +161,6 @@ class LiveEvents:
     def storage_resumed(self, free_bytes: int) -> None:
         self.board.storage_full = False
         self.trail.storage("resumed", free_bytes)
-
-
-def logged_files(log: Path) -> set[Path]:
-    """Every file the log says was closed, as resolved paths (names are relative to the log)."""
-    found: set[Path] = set()
-    try:
-        lines = log.read_bytes().splitlines()
-    except FileNotFoundError:
-        return found
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # a torn line: the log's own recovery deals with it
-        if isinstance(record, dict) and record.get("type") == "file_closed":
-            found.add((log.parent / str(record.get("name"))).resolve())
-    return found
 
 
 def check(args: RunArgs) -> tuple[Config, SourceSpec, Path]:

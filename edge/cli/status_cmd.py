@@ -1,31 +1,30 @@
-"""`veil status [FILE]` shows a live run's status file for a person; `veil check-config FILE`
-reports every problem of a profile with its line (exit 2), before any camera is opened."""
+"""`veil status [FILE]` shows a live run's status file for a person."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
-from edge.capture.urls import masked
-from edge.config import config_problems
+from edge.cli.parser import Subparsers
 from edge.errors import UsageError
 
 _STALE_S = 5.0  # a running status this old: the run is not writing it any more
 
 
-def check_config_command(path: Path) -> int:
-    problems = config_problems(path)
-    for line in problems:
-        # A credential put in the wrong setting must not be echoed with its error.
-        print(f"veil: error: {masked(line)}", file=sys.stderr)
-    if problems:
-        return 2
-    print(f"{path}: OK", file=sys.stderr)
-    return 0
+def add_parser(subparsers: Subparsers) -> None:
+    status = subparsers.add_parser("status")
+    status.add_argument(
+        "file", type=Path, nargs="?", default=Path("recordings/status.json"), help="status.json"
+    )
+    status.add_argument("--json", action="store_true", help="print the raw JSON")
+
+
+def main(args: argparse.Namespace) -> int:
+    return status_command(args.file, as_json=args.json)
 
 
 def _no_constant(name: str) -> float:

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from edge import __version__
-from edge.bench_client import PreviewClient, free_port
+from edge.bench.client import PreviewClient, free_port
 from edge.errors import UsageError
 from edge.sample import write_sample
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 LIVE_PROFILES = ("bodycam.toml", "doorway.toml")
 STAGES = ("decode", "detect", "track", "redact", "encode")
 
