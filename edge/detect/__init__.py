@@ -17,30 +17,26 @@ def low_light(cfg: DetectorConfig) -> LowLight:
     return LowLight(own.mode, own.dark_below, own.target)
 
 
-def _centerface(cfg: DetectorConfig, still: bool, sweep: tuple[int, int]) -> FaceDetector:
+def _centerface(cfg: DetectorConfig, still: bool) -> FaceDetector:
     from edge.detect.centerface import CenterFace
-    from edge.detect.sweep import Sweep
 
     own = cfg.centerface
-    fine: float | None
-    if still:
-        fine, regions = own.still_upscale, None
-    else:
-        fine, regions = own.fine_scale or None, Sweep(*own.fine_grid, own.fine_margin, *sweep)
     return CenterFace(
         threshold=own.threshold,
         nms_iou=cfg.nms_iou,
         max_side=own.still_max_side if still else own.max_side,
         max_downscale=own.max_downscale,
-        fine_scale=fine,
-        sweep=regions,
+        fine_scale=own.still_upscale if still else (own.fine_scale or None),
+        fine_grid=own.fine_grid,
+        fine_margin=own.fine_margin,
+        still=still,
         threads=cfg.threads,
         providers=own.providers,
         low_light=low_light(cfg),
     )
 
 
-def _blazeface(cfg: DetectorConfig, still: bool, sweep: tuple[int, int]) -> FaceDetector:
+def _blazeface(cfg: DetectorConfig, still: bool) -> FaceDetector:
     from edge.detect.blazeface import BlazeFace
 
     own = cfg.blazeface
@@ -56,11 +52,10 @@ def _blazeface(cfg: DetectorConfig, still: bool, sweep: tuple[int, int]) -> Face
     )
 
 
-# Each factory gets the whole detector config, whether it will see still images (which may be
-# larger and are worth more time per frame than video), and how a live source spreads a fine
-# pass over frames: (sweep, whole_every); (1, 1) for recorded media, which search all of it on
-# every frame.
-DETECTORS: dict[str, Callable[[DetectorConfig, bool, tuple[int, int]], FaceDetector]] = {
+# Each factory gets the whole detector config, and whether it will see still images (which may be
+# larger and are worth more time per frame than video). How a run spreads a video detector's
+# passes over frames is the run's (`edge.run.schedule`).
+DETECTORS: dict[str, Callable[[DetectorConfig, bool], FaceDetector]] = {
     "centerface": _centerface,
     "blazeface": _blazeface,
 }
@@ -79,18 +74,15 @@ def pinned_models(cfg: DetectorConfig) -> list[dict[str, str]]:
     return [{"name": name, "sha256": manifest.get(name).sha256} for name in model_names(cfg)]
 
 
-def build_detector(
-    cfg: DetectorConfig, *, still: bool = False, sweep: tuple[int, int] = (1, 1)
-) -> FaceDetector:
-    """The configured detector, or an `Ensemble` of several whose boxes are all kept.
-    `sweep`: a live source's (`live.sweep`, `live.whole_every`), for video."""
+def build_detector(cfg: DetectorConfig, *, still: bool = False) -> FaceDetector:
+    """The configured detector, or an `Ensemble` of several whose boxes are all kept."""
     members: list[FaceDetector] = []
     for backend in cfg.backends():
         try:
             factory = DETECTORS[backend]
         except KeyError:
             raise ConfigError(f"unknown detector backend {backend!r}") from None
-        members.append(factory(cfg, still, sweep))
+        members.append(factory(cfg, still))
     if len(members) == 1:
         return members[0]
     from edge.detect.ensemble import Ensemble

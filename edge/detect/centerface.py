@@ -2,8 +2,8 @@
 
 The model sees the frame scaled so its longer side is at most `max_side`, padded to multiples of
 32. A fine pass can search it again at `fine_scale`, piece by piece: still images in large
-overlapping tiles, video frames in a grid of regions that a live source may spread over several
-frames (`edge.detect.sweep`). Each heatmap cell above `threshold` is a face centre; `scale`
+overlapping tiles, video frames in a grid of regions (`passes`), which a run spreads over several
+frames (`edge.run.schedule`). Each heatmap cell above `threshold` is a face centre; `scale`
 gives log box size and `offset` the sub-cell position, both in units of the heatmap's stride
 (4 input pixels).
 """
@@ -22,7 +22,8 @@ from edge.detect.base import inference_threads
 from edge.detect.detections import Detections, clip_xyxy
 from edge.detect.exposure import LowLight
 from edge.detect.nms import nms
-from edge.detect.sweep import Region, Sweep
+from edge.detect.passes import Pass, Region
+from edge.detect.sweep import grid_regions
 from edge.detect.tiles import tile_grid
 from edge.errors import ModelError
 from edge.frames import Pixels
@@ -34,6 +35,9 @@ _STRIDE = 4
 _ALIGN = 32
 # Tiles overlap by this many model-input pixels: more than the largest face the fine pass is for.
 _TILE_OVERLAP = 96
+# The smallest face, in model-input pixels, the whole-frame pass answers for: below it the fine
+# pass's (measured on the shared clips: 97-100 % of faces of 12 model px and more are found).
+_WHOLE_SMALLEST = 12.0
 
 
 class CenterFace:
@@ -47,14 +51,17 @@ class CenterFace:
         max_side: int = 640,
         max_downscale: float = 2.0,
         fine_scale: float | None = None,
+        fine_grid: tuple[int, int] = (1, 4),
+        fine_margin: int = 32,
         tile_side: int = 1536,
-        sweep: Sweep | None = None,
+        still: bool = False,
         threads: int = 0,
         providers: Sequence[str] = (CPU,),
         low_light: LowLight | None = None,
     ) -> None:
-        """Still images: `fine_scale` with tiles of `tile_side` model pixels. Video frames:
-        `fine_scale` with the regions of `sweep` (each call searches the next share).
+        """Still images (`still`): `fine_scale` with tiles of `tile_side` model pixels. Video
+        frames: `fine_scale` in a `fine_grid` (rows, columns) of regions, each reaching
+        `fine_margin` px into its neighbours (`passes`).
         `providers`: onnxruntime execution providers, best first; after construction
         `provider` is the one that runs and `fallback` those asked for that do not.
         `low_light`: how dark pass inputs are brightened (`edge.detect.exposure`)."""
@@ -68,7 +75,9 @@ class CenterFace:
         self.max_downscale = max_downscale
         self.fine_scale = fine_scale
         self.tile_side = tile_side
-        self.sweep = sweep
+        self.fine_grid = fine_grid
+        self.fine_margin = fine_margin
+        self.still = still
         self.low_light = low_light or LowLight()
         self.threads = inference_threads(threads)
         self._model = verified_model_bytes("centerface")
@@ -82,7 +91,6 @@ class CenterFace:
         # A frame with several passes runs them side by side, one thread each: on 2 cores that
         # is 1.9x the throughput, where one pass on 2 intra-op threads is 1.2-1.5x (README).
         self._single: Any = None
-        self._frames = 0  # video frames seen, for frames without a fine pass
         self._pool: ThreadPoolExecutor | None = None
 
     def scale(self, height: int, width: int) -> float:
@@ -96,33 +104,57 @@ class CenterFace:
         scale = self.scale(height, width)
         return _aligned(height * scale), _aligned(width * scale)
 
-    def detect(self, image: Pixels) -> Detections:
-        """One pass over the whole frame; with `fine_scale` above that pass's scale, a second
-        pass at `fine_scale` over regions of it, for faces too small for the first."""
-        height, width = image.shape[:2]
+    def passes(self, height: int, width: int) -> list[Pass]:
+        """The whole frame, then (where `fine_scale` is above the whole pass's scale) the fine
+        regions, row by row: together they cover a video frame once."""
+        whole_scale = self.scale(height, width)
+        out = [
+            Pass(
+                "whole",
+                (0, 0, width, height),
+                self.input_size(height, width),
+                (_WHOLE_SMALLEST / whole_scale, float("inf")),
+                (0, 0, width, height),
+            )
+        ]
         fine = self.fine_scale
-        regions: list[Region]
-        if fine is None or fine <= self.scale(height, width):
-            fine, whole, regions = None, True, []
-        elif self.sweep is not None:
-            whole, regions = self.sweep.next_frame(height, width)
-        else:
-            whole, regions = True, self._tiles(height, width, fine)
-        # Video frames alternate dark inputs by sweep cycle (`edge.detect.exposure`); a frame
-        # without a fine pass is a cycle of its own.
-        cycle = None
-        if self.sweep is not None:
-            cycle = self.sweep.cycle if regions else self._frames
-            self._frames += 1
-        jobs: list[tuple[Pixels, int, int, int, int]] = []  # image, model h and w, offset
-        if whole:
-            jobs.append((image, *self.input_size(height, width), 0, 0))
-        if fine is not None:
-            for x0, y0, x1, y1 in regions:
+        if fine is None or fine <= whole_scale:
+            return out
+        rows, cols = self.fine_grid
+        margin = self.fine_margin
+        for x0, y0, x1, y1 in grid_regions(height, width, rows, cols, margin):
+            # A face up to twice the margin lies whole inside the region that holds its centre's
+            # cell; the inner area is the region less the margin wherever it meets a neighbour.
+            inner = (
+                x0 + margin if x0 > 0 else 0,
+                y0 + margin if y0 > 0 else 0,
+                x1 - margin if x1 < width else width,
+                y1 - margin if y1 < height else height,
+            )
+            size = _aligned((y1 - y0) * fine), _aligned((x1 - x0) * fine)
+            out.append(Pass("fine", (x0, y0, x1, y1), size, (0.0, 2.0 * margin), inner))
+        return out
+
+    def search(self, image: Pixels, passes: Sequence[Pass], cycle: int | None) -> Detections:
+        """The detections of `passes` on `image` (`edge.detect.passes`)."""
+        jobs = [(_crop(image, p.region), *p.size, p.region[0], p.region[1]) for p in passes]
+        return nms(Detections.concat(self._run(jobs, cycle)), self.nms_iou)
+
+    def detect(self, image: Pixels) -> Detections:
+        """Every pass at once: a still image (the whole image, then tiles at `fine_scale`), or a
+        video frame searched whole (its `passes`)."""
+        height, width = image.shape[:2]
+        if not self.still:
+            return self.search(image, self.passes(height, width), None)
+        fine = self.fine_scale
+        jobs: list[tuple[Pixels, int, int, int, int]] = [
+            (image, *self.input_size(height, width), 0, 0)
+        ]
+        if fine is not None and fine > self.scale(height, width):
+            for x0, y0, x1, y1 in self._tiles(height, width, fine):
                 size = _aligned((y1 - y0) * fine), _aligned((x1 - x0) * fine)
                 jobs.append((image[y0:y1, x0:x1], *size, x0, y0))
-        found = self._run(jobs, cycle)
-        return nms(Detections.concat(found), self.nms_iou)
+        return nms(Detections.concat(self._run(jobs, None)), self.nms_iou)
 
     def _run(
         self, jobs: list[tuple[Pixels, int, int, int, int]], cycle: int | None
@@ -170,6 +202,11 @@ class CenterFace:
         boxes = found.xyxy * np.array([width / in_w, height / in_h] * 2, dtype=np.float32)
         clip_xyxy(boxes, height, width)
         return Detections(boxes, found.scores)
+
+
+def _crop(image: Pixels, region: Region) -> Pixels:
+    x0, y0, x1, y1 = region
+    return image[y0:y1, x0:x1]
 
 
 def _aligned(length: float) -> int:

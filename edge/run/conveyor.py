@@ -26,7 +26,7 @@ from edge.run.realtime import Realtime
 from edge.run.report import RunReport
 from edge.run.vouch import redact_held, vouch
 from edge.sinks.base import Sink, Tap
-from edge.track.lookahead import Held
+from edge.track import Held
 
 _QUEUE_DEPTH = 4
 _TICK_S = 0.02  # a live detector thread wakes this often to let out frames that are due

@@ -1,11 +1,17 @@
-"""The per-frame logic every run shares, recorded or live: detect, track, vouch, redact.
+"""The per-frame logic every run shares, recorded or live: search sparse, track dense, vouch late.
 
-`vouch` turns frames into `Held` frames that the detector has vouched for (searched themselves,
-or, where a profile searches every Nth frame, with searched frames on both sides), each with
-every box gathered for it; `redact_held` makes the `RedactedFrame`s. `redact_stream` chains the
-two for in-memory use (`veil eval`); `edge.run.conveyor` runs them in their own threads. On a
-live source each frame has a deadline (`Realtime`): one the detector has not vouched for in time is
-dropped or fully obscured, never passed clear, and counted by cause.
+`vouch` turns frames into `Held` frames that the detector has vouched for, each with every box
+gathered for it; `redact_held` makes the `RedactedFrame`s. `redact_stream` chains the two for
+in-memory use (`veil eval`); `edge.run.conveyor` runs them in their own threads.
+
+Per frame: the schedule (`edge.run.schedule`) picks the detector's passes; the tracker follows
+every known face onto the frame by optical flow and takes the detections; a face found for the
+first time is followed back through the frames still held (`edge.track.window`). A frame leaves
+once every part of it has been searched at or after it, so a face that appeared on it has been
+found and drawn on it by then. Recorded media and live sources run the same loop; a live source's
+frames also have a deadline (`Realtime`): one not vouched for in time is dropped or fully
+obscured, never passed clear, and counted by cause. Any failure on a frame marks it failed: it
+is obscured whole (fail closed), and its searches vouch for nothing.
 """
 
 from __future__ import annotations
@@ -18,12 +24,16 @@ import numpy as np
 from edge.config import TrackConfig
 from edge.detect.base import FaceDetector
 from edge.detect.detections import Detections
-from edge.frames import RawFrame, RedactedFrame
+from edge.detect.passes import Searching
+from edge.frames import Pixels, RawFrame, RedactedFrame
 from edge.redact.redactor import Redactor
 from edge.run.realtime import Realtime
 from edge.run.report import RunReport
-from edge.track import Coverage, Lookahead, Tracker
-from edge.track.lookahead import Held
+from edge.run.schedule import Plan, Schedule
+from edge.track import Held, Tracker, Window
+from edge.track.flow import grey
+
+_SLACK = 2  # frames a window holds beyond the longest wait for a search
 
 
 def vouch(
@@ -32,27 +42,32 @@ def vouch(
     report: RunReport,
     track: TrackConfig | None = None,
     *,
-    recorded: bool = True,
+    schedule: Schedule | None = None,
+    window: int | None = None,
     realtime: Realtime | None = None,
 ) -> Iterator[Held[RawFrame]]:
     """Detect and track `frames`, yielding each (except late ones dropped) once vouched for.
 
-    Each frame gets its own detections plus the tracker's held predictions (the union: tracking
-    only ever adds masks). Recorded media (`recorded=True`) hold back `track.lookahead` frames so
-    that a face is also covered on the frames before its first detection and across short gaps;
-    a live source holds back `realtime.lookahead` at most, and half its latency budget at most.
-    `None` in `frames` is a live source's idle tick: a chance to let out frames that are due.
-    Any failure on a frame marks it failed: it will be obscured whole (fail closed).
+    `schedule`: which passes each frame gets (default: every pass on every frame). `window`: the
+    most frames held at once (default: `track.lookahead`, and at least what the schedule needs);
+    a frame pushed out before it was vouched for gets the rest of its searches at once. `None`
+    in `frames` is a live source's idle tick: a chance to let out frames that are due.
     """
     cfg = track or TrackConfig()
-    window = cfg.lookahead if recorded else (realtime.lookahead if realtime else 0)
-    every = realtime.detect_every if realtime else 1
-    tracker = Tracker(cfg, backfill=window)
-    held: Lookahead[RawFrame] = Lookahead(
-        window, realtime.after if realtime and not recorded else 0
-    )
-    due = realtime.hold_over if realtime else None
+    plan_of = schedule or Schedule(detector)
+    wait = max(plan_of.sweep, plan_of.whole_every)
+    held: Window[RawFrame] = Window(max(window or cfg.lookahead, wait + _SLACK))
+    tracker = Tracker(cfg)
+    plans: dict[int, Plan] = {}
     n = 0
+
+    def ready(h: Held[RawFrame]) -> bool:
+        return h.failed is not None or plan_of.vouched(plans[h.index])
+
+    def leave(h: Held[RawFrame]) -> Held[RawFrame]:
+        plans.pop(h.index, None)
+        return h
+
     for raw in frames:
         if raw is not None:
             if realtime is not None and realtime.is_late(raw):
@@ -61,49 +76,100 @@ def vouch(
                 if realtime.late == "drop":
                     report.fail("late", dropped=True)
                     continue
-                # Obscured whole; still a frame to the tracker, so that its look-back counts
-                # the frames the window holds.
-                tracker.update(Detections.empty(), raw.height, raw.width)
-                yield from held.push(raw, Coverage(Detections.empty()), "late", searched=False)
-                continue
-            searched = n % every == 0
-            n += 1
-            found, failed = (
-                _search(detector, raw, report) if searched else (Detections.empty(), None)
-            )
+                raw_failed: str | None = "late"
+            else:
+                raw_failed = None
+            picture = _picture(raw)
+            seen = grey(picture)
+            plan = plan_of.plan(n, seen)
+            plans[n] = plan
+            found, failed = (Detections.empty(), raw_failed)
+            if failed is None:
+                found, failed = _search(detector, picture, plan, report)
+            if failed is None:
+                plan_of.searched(plan)
             start = time.perf_counter()
             try:
-                coverage = tracker.update(found, raw.height, raw.width)
+                coverage = tracker.update(found, seen, None if failed else plan.covered)
             except Exception as exc:  # boxes the tracker cannot handle (NaN, wrong shape)
                 failed = failed or f"tracker: {type(exc).__name__}"
-                coverage = Coverage(Detections.empty())
-            # Taken out at once: the time spent downstream of a yield is not tracking.
-            out = list(held.push(raw, coverage, failed, searched=searched))
+                coverage = None
+            entry = Held(raw, seen, n, [coverage.boxes] if coverage else [], failed)
+            pushed = list(held.push(entry))
+            if coverage is not None:
+                for box in coverage.births:
+                    held.backfill(box, plan.unseen_for(box, wait + 1))
             report.track.add((time.perf_counter() - start) * 1000.0)
-            yield from out
-        if due is not None:
-            yield from held.release(due)
-    # The stream ended before the searches these frames wait for: search them now, in full
-    # (a cycle of K covers the whole picture in any K searches).
-    passes = realtime.cycle if realtime else 1
-    for tail in held.unvouched():
-        for _ in range(passes):
-            found, failed = _search(detector, tail.item, report)
-            tail.boxes.append(found)
-            tail.failed = tail.failed or failed
-        tail.searched = True
-    yield from held.flush()
+            n += 1
+            for out in pushed:
+                if not ready(out):  # the window is full: it cannot wait for later searches
+                    _complete(detector, plan_of, out, report)
+                yield leave(out)
+        yield from map(leave, held.release(ready))
+    # The stream ended before the searches the frames held wait for: the newest one that can be
+    # searched is searched in full, which vouches for every frame before it, and what it finds is
+    # followed back. Frames that still cannot be vouched for are obscured.
+    pending = held.pending()
+    if not all(ready(h) for h in pending):
+        usable = [i for i, h in enumerate(pending) if h.failed is None]
+        cause = "detector: no frame to search"
+        if usable:
+            at = usable[-1]
+            for box in _complete(detector, plan_of, pending[at], report):
+                held.backfill(box, at, at)
+            cause = pending[at].failed or cause
+        for h in pending:
+            if not ready(h):
+                h.failed = cause
+    yield from map(leave, held.flush())
+
+
+def _complete(
+    detector: FaceDetector, schedule: Schedule, held: Held[RawFrame], report: RunReport
+) -> list[np.ndarray]:
+    """Search `held`'s frame with every pass (it vouches for itself and every frame before it);
+    returns the boxes found that no box on it covered yet (to be followed back)."""
+    picture = _picture(held.item)
+    height, width = picture.shape[:2]
+    plan = Plan(held.index, schedule.passes(height, width), held.index // schedule.sweep)
+    found, failed = _search(detector, picture, plan, report)
+    if failed is not None:
+        held.failed = held.failed or failed
+        return []
+    schedule.searched(plan)
+    before = held.faces()
+    held.boxes.append(found)
+    return [box.astype(np.float64) for box in found.xyxy if not _overlaps(box, before)]
+
+
+def _overlaps(box: np.ndarray, faces: Detections) -> bool:
+    if len(faces) == 0:
+        return False
+    x0 = np.maximum(box[0], faces.xyxy[:, 0])
+    y0 = np.maximum(box[1], faces.xyxy[:, 1])
+    x1 = np.minimum(box[2], faces.xyxy[:, 2])
+    y1 = np.minimum(box[3], faces.xyxy[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = max(float((box[2] - box[0]) * (box[3] - box[1])), 1e-6)
+    return bool((inter / area >= 0.5).any())
+
+
+def _picture(raw: RawFrame) -> Pixels:
+    """What the detector and tracker see: the `lores` picture where the source gives one."""
+    return raw.pixels if raw.lores is None else raw.lores
 
 
 def _search(
-    detector: FaceDetector, raw: RawFrame, report: RunReport
+    detector: FaceDetector, picture: Pixels, plan: Plan, report: RunReport
 ) -> tuple[Detections, str | None]:
     start = time.perf_counter()
     try:
-        if raw.lores is None:
-            found = detector.detect(raw.pixels)
+        if isinstance(detector, Searching) and plan.passes:
+            found = detector.search(picture, plan.passes, plan.cycle)
+        elif isinstance(detector, Searching):
+            return Detections.empty(), None  # nothing scheduled on this frame
         else:
-            found = _scaled(detector.detect(raw.lores), raw.lores, raw)
+            found = detector.detect(picture)
     except Exception as exc:  # any detector failure: the frame cannot be vouched for
         return Detections.empty(), f"detector: {type(exc).__name__}"
     report.detect.add((time.perf_counter() - start) * 1000.0)
@@ -141,11 +207,10 @@ def redact_stream(
     report: RunReport,
     track: TrackConfig | None = None,
     *,
-    recorded: bool = True,
+    schedule: Schedule | None = None,
 ) -> Iterator[RedactedFrame]:
-    """Detect, track and redact `frames`, yielding one redacted frame per input frame, in order
-    (a live source, `recorded=False`, gets no look-ahead: only the past and predictions)."""
-    held = vouch(frames, detector, report, track, recorded=recorded)
+    """Detect, track and redact `frames`, yielding one redacted frame per input frame, in order."""
+    held = vouch(frames, detector, report, track, schedule=schedule)
     yield from redact_held(held, redactor, report)
 
 
@@ -153,7 +218,10 @@ def _redact(redactor: Redactor, held: Held[RawFrame], report: RunReport) -> Reda
     if held.failed is None:
         start = time.perf_counter()
         try:
-            frame = redactor.redact(held.item, held.faces())
+            faces = held.faces()
+            if held.item.lores is not None:
+                faces = _scaled(faces, held.item.lores, held.item)
+            frame = redactor.redact(held.item, faces)
         except Exception as exc:  # a half-redacted frame must not survive
             held.failed = f"redactor: {type(exc).__name__}"
         else:

@@ -1,11 +1,11 @@
 """Tracking stage: temporal coverage that can only add masks to the current detections.
 
-`Tracker` runs on every source (live or recorded) and sees only the past: it holds each face's
-predicted box for a while after its last detection. `Lookahead` is for recorded media: it delays
-frames by K so that boxes found later can also be drawn on the frames before them.
+`Tracker` follows every face found onto each next frame by optical flow (`flow.py`), so a face
+stays covered between the detector's searches of its part of the picture. `Window` holds frames
+back until they are vouched for, and follows a newly found face back through them.
 """
 
-from edge.track.lookahead import Lookahead
 from edge.track.tracker import Coverage, Tracker
+from edge.track.window import Held, Window
 
-__all__ = ["Coverage", "Lookahead", "Tracker"]
+__all__ = ["Coverage", "Held", "Tracker", "Window"]

@@ -1,24 +1,26 @@
-"""A constant-velocity IoU tracker whose only output is *more* boxes to redact.
+"""Tracks: what keeps a face covered between the detector's searches of its part of the picture.
 
-Every detection is redacted on the frame it was found; the tracker never gates, confirms or
-removes one. What it adds:
+The tracker only ever adds masks: every detection is redacted on the frame it was found, and a
+track is never a reason to leave a detection out. What it adds:
 
-* **hold**: after a face's last detection, its predicted box (moved by the track's velocity,
-  grown by `growth` of its size per frame since) is redacted too, for up to `hold_frames`
-  frames. How long scales with the evidence: a track seen once is held for
-  `_HOLD_PER_HIT` frames, each further detection adds as many, up to `hold_frames`; a track
-  whose best score stayed below `_CONFIDENT` is held `_WEAK_HOLD` frames at most. A face seen
-  for a while is held the full time; a flickering false alarm does not leave a trail;
-* **backfill** (used only when frames are held back, see `Lookahead`): a face's path, run
-  backwards from its first detection, is offered to the frames before it, as many as its hold
-  (so a one-frame false alarm gets 3, a face seen for a while `hold_frames`), as far as the
-  window reaches; a face found again after a gap gets boxes interpolated across the gap.
+* **follow**: between detections, each face is followed by optical flow on every frame
+  (`edge.track.flow`), so its mask moves with it and stays its size. A box grows only while the
+  flow cannot follow it: it is then moved at the track's last velocity and grown by `growth` of
+  its size per frame;
+* **births**: a face found for the first time is reported as a birth, which the look-back
+  window follows back through the frames it still holds (`Window.backfill`), so that the frames
+  before its discovery are covered along its path, with tight boxes.
 
-Boxes are in frame pixels, clipped to the frame; boxes wholly outside it are dropped.
+A track ends when a search that covered its box found nothing there: at once for a track whose
+every score stayed below `_CONFIDENT` or that was seen once (most such tracks are false alarms on
+texture), after a second such search for the others (a face the detector misses once); or when
+it was not detected for `hold_frames` frames; or when the flow has lost it for `_LOST_FOR`
+frames. Boxes are in frame pixels, clipped to the frame; boxes wholly outside it are dropped.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,68 +28,191 @@ from numpy.typing import NDArray
 
 from edge.config import TrackConfig
 from edge.detect.detections import Detections, clip_xyxy
+from edge.track.flow import Box, Grey, follow, grown, reach
 
-Box = NDArray[np.float64]  # (cx, cy, w, h)
+_HELD_SCORE = 0.0  # score given to the boxes the tracker adds (they are not detections)
+_CONFIDENT = 0.2  # a track that never scored this much ends at the first search that misses it
+_LOST_FOR = 4  # frames the flow may fail in a row before the track ends
+_DRIFT = 0.01  # followed boxes grow this share per frame since the detection (flow drifts)
+_VELOCITY_GAIN = 0.5  # weight of the newest motion in a track's velocity
+# Least overlap for a detection to continue a track: boxes are where the face is now (followed),
+# so a lower one would let a false alarm beside a face take its track away from it.
+_MATCH = 0.3
+_DUPLICATE = 0.4  # two fresh tracks overlapping this much hold one face
 
-# Weight of the newest measurement in the velocity estimate; the rest is the previous estimate.
-_VELOCITY_GAIN = 0.6
-# Score given to boxes the tracker adds (they are not detections).
-_HELD_SCORE = 0.0
-# Frames of hold earned by each detection of a track (capped by `hold_frames`).
-_HOLD_PER_HIT = 3
-# A track none of whose detections scored this much is held (and backfilled) at most
-# `_WEAK_HOLD` frames: most such tracks are flickering false alarms on texture, and their trails
-# tripled the masked area away from faces on the development clips.
-_CONFIDENT = 0.2
-_WEAK_HOLD = 3
+Covered = Callable[[Box], bool]  # whether this frame's searches would have found a face here
+
+
+@dataclass(slots=True)
+class Track:
+    box: Box  # where the face is on the current frame (detected, or followed)
+    velocity: Box = field(default_factory=lambda: np.zeros(4))  # per frame, of x0, y0, x1, y1
+    hits: int = 1
+    peak: float = 0.0  # highest detection score so far
+    since: int = 0  # frames since the last detection
+    misses: int = 0  # searches since the last detection that covered the box and missed it
+    lost: int = 0  # frames in a row the flow could not follow it
+
+    @property
+    def confident(self) -> bool:
+        return self.hits >= 2 and self.peak >= _CONFIDENT
+
+    def size(self) -> float:
+        return float(max(self.box[2] - self.box[0], self.box[3] - self.box[1]))
 
 
 @dataclass(frozen=True, slots=True)
 class Coverage:
-    """What to redact on the current frame, and what to add to frames already seen.
-
-    `backfill` maps "frames ago" (1 = the previous frame) to extra boxes for that frame.
-    """
+    """What to redact on the current frame, and the faces found on it for the first time (to be
+    followed back through the frames before it)."""
 
     boxes: Detections
-    backfill: dict[int, Detections] = field(default_factory=dict)
+    births: list[Box] = field(default_factory=list)
 
 
-@dataclass(slots=True)
-class _Track:
-    box: Box  # at the last detection
-    velocity: Box  # per frame
-    first: Box  # at the first detection
-    age: int = 0  # frames since the first detection
-    hits: int = 1
-    missed: int = 0  # frames since the last detection
-    covered_before: int = 0  # frames before the first detection already given boxes
-    peak: float = 0.0  # highest detection score so far
+class Tracker:
+    def __init__(self, cfg: TrackConfig) -> None:
+        self.cfg = cfg
+        self._tracks: list[Track] = []
+        self._grey: Grey | None = None
 
-    def predicted(self, growth: float) -> Box:
-        ahead = self.missed
-        cx, cy, w, h = self.box + self.velocity * ahead
-        grow = 1.0 + growth * ahead
-        size = self.box[2:] * grow
-        return np.array([cx, cy, max(w, size[0]), max(h, size[1])])
+    def __len__(self) -> int:
+        return len(self._tracks)
 
+    def boxes(self) -> list[Box]:
+        """Where each track is now (for planning searches around known faces)."""
+        return [t.box.copy() for t in self._tracks]
 
-def _to_cxcywh(xyxy: NDArray[np.float32]) -> NDArray[np.float64]:
-    xy = xyxy.astype(np.float64)
-    return np.stack(
-        [
-            (xy[:, 0] + xy[:, 2]) / 2,
-            (xy[:, 1] + xy[:, 3]) / 2,
-            xy[:, 2] - xy[:, 0],
-            xy[:, 3] - xy[:, 1],
-        ],
-        axis=1,
-    )
+    def update(
+        self, found: Detections, grey: Grey, covered: Covered | None = None
+    ) -> Coverage:
+        """Take the next frame (its grey picture, and the detections of this frame's searches,
+        possibly none); return what to redact on it. `covered(box)`: whether this frame's
+        searches covered a face at `box` (a miss there counts against its track).
 
+        A track is first matched where its velocity puts it; those no detection matched are
+        followed by optical flow and matched again; detections left over are births.
+        Raises ValueError on boxes that are not finite; the caller then fails the frame closed.
+        """
+        if not np.isfinite(found.xyxy).all():
+            raise ValueError("detections hold non-finite boxes")
+        height, width = grey.shape[:2]
+        before, self._grey = self._grey, grey
+        dets = found.xyxy.astype(np.float64)
+        scores = found.scores.tolist()
+        for track in self._tracks:
+            track.since += 1
+        predicted = [t.box + t.velocity for t in self._tracks]
+        matched = self._associate(dets, predicted, set(), set())
+        for track in self._tracks:
+            if any(track is m for m in matched.values()):
+                continue
+            self._follow(track, before, grey)
+        rest = [t.box for t in self._tracks]
+        taken = {id(t) for t in matched.values()}
+        matched.update(self._associate(dets, rest, set(matched), taken))
+        # Where a track thought its face was is drawn too, beside the detection that continued
+        # it: a detector's box can sit off a face (a turned head, a loose chin), the track's
+        # path less so.
+        expected = [t.box.copy() for t in matched.values()]
+        for d, track in matched.items():
+            self._hit(track, dets[d], scores[d])
+        for track in self._tracks:
+            if track.since > 0 and covered is not None and covered(track.box):
+                track.misses += 1
+        self._tracks = [t for t in self._tracks if self._keeps(t, width, height)]
+        births: list[Box] = []
+        for d in range(len(dets)):
+            if d in matched:
+                continue
+            self._tracks.append(Track(box=dets[d].copy(), peak=scores[d]))
+            births.append(dets[d].copy())
+        self._merge()
+        held = [self._mask(t) for t in self._tracks if t.since > 0] + expected
+        return Coverage(_with_boxes(found, held, height, width), births)
 
-def _to_xyxy(boxes: NDArray[np.float64]) -> NDArray[np.float64]:
-    cx, cy, w, h = boxes.T
-    return np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], axis=1)
+    def _follow(self, track: Track, before: Grey | None, grey: Grey) -> None:
+        moved = None
+        if before is not None and before.shape == grey.shape:
+            moved = follow(before, grey, track.box, reach(track.box))
+        if moved is None:
+            track.lost += 1
+            track.box = track.box + track.velocity
+        else:
+            track.lost = 0
+            track.velocity = (
+                _VELOCITY_GAIN * (moved - track.box) + (1 - _VELOCITY_GAIN) * track.velocity
+            )
+            track.box = moved
+
+    def _associate(
+        self,
+        dets: NDArray[np.float64],
+        where: list[Box],
+        skip: set[int],
+        taken: set[int],
+    ) -> dict[int, Track]:
+        """Greedy matching of detections (but `skip`) to tracks (but those in `taken`, by id)
+        by the overlap of each detection with where each track is thought to be (`where`)."""
+        if not self._tracks or len(dets) == 0:
+            return {}
+        overlap = _iou(dets, np.stack(where))
+        matched: dict[int, Track] = {}
+        used = set(taken)
+        for flat in np.argsort(-overlap, axis=None):
+            d, t = divmod(int(flat), len(self._tracks))
+            if overlap[d, t] < max(self.cfg.iou, _MATCH):
+                break
+            track = self._tracks[t]
+            if d in skip or d in matched or id(track) in used:
+                continue
+            matched[d] = track
+            used.add(id(track))
+        return matched
+
+    def _hit(self, track: Track, box: Box, score: float) -> None:
+        if track.hits > 1 or track.since > 1:
+            # Motion since the last frame (the box there: detected or followed).
+            step = (box - track.box) if track.lost == 0 else track.velocity
+            track.velocity = _VELOCITY_GAIN * step + (1 - _VELOCITY_GAIN) * track.velocity
+        track.box = box.copy()
+        track.hits += 1
+        track.peak = max(track.peak, score)
+        track.since = track.misses = track.lost = 0
+
+    def _keeps(self, track: Track, width: int, height: int) -> bool:
+        allowed = 2 if track.confident else 1
+        x0, y0, x1, y1 = track.box
+        return (
+            track.misses <= allowed
+            and track.since <= self.cfg.hold_frames
+            and track.lost < _LOST_FOR
+            and x1 > 0
+            and y1 > 0
+            and x0 < width
+            and y0 < height
+        )
+
+    def _merge(self) -> None:
+        """Two tracks on one face (a second box of it that suppression left, both detected on
+        this frame) become one: the one with the better score goes on."""
+        fresh = [t for t in self._tracks if t.since == 0]
+        if len(fresh) < 2:
+            return
+        overlap = _iou(np.stack([t.box for t in fresh]), np.stack([t.box for t in fresh]))
+        gone: set[int] = set()
+        order = sorted(range(len(fresh)), key=lambda i: -fresh[i].peak)
+        for a, i in enumerate(order):
+            if id(fresh[i]) in gone:
+                continue
+            for j in order[a + 1 :]:
+                if overlap[i, j] >= _DUPLICATE:
+                    gone.add(id(fresh[j]))
+        self._tracks = [t for t in self._tracks if id(t) not in gone]
+
+    def _mask(self, track: Track) -> Box:
+        grow = 1.0 + _DRIFT * min(track.since, 30) + self.cfg.growth * track.lost
+        return grown(track.box, grow)
 
 
 def _iou(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -103,118 +228,26 @@ def _iou(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
-class Tracker:
-    def __init__(self, cfg: TrackConfig, *, backfill: int = 0) -> None:
-        """`backfill`: how many past frames can still take boxes (0 for a live source)."""
-        self.cfg = cfg
-        self.backfill = backfill
-        self._tracks: list[_Track] = []
-        self._shape: tuple[int, int] = (0, 0)
+def _with_boxes(
+    found: Detections | None, extra: list[Box], height: int, width: int
+) -> Detections:
+    """`found` (unchanged) plus `extra` boxes clipped to the frame (those left with no area
+    dropped)."""
+    added = boxes_on_frame(extra, height, width)
+    if found is None or len(found) == 0:
+        return added
+    if len(added) == 0:
+        return found
+    return Detections.concat([found, added])
 
-    def __len__(self) -> int:
-        return len(self._tracks)
 
-    def update(self, found: Detections, height: int, width: int) -> Coverage:
-        """Take this frame's detections (possibly none); return what to redact.
-
-        Raises ValueError on boxes that are not finite; the caller then fails the frame closed.
-        """
-        if not np.isfinite(found.xyxy).all():
-            raise ValueError("detections hold non-finite boxes")
-        self._shape = (height, width)
-        for track in self._tracks:
-            track.missed += 1
-            track.age += 1
-        dets = _to_cxcywh(found.xyxy)
-        matched = self._associate(dets)
-        backfill: dict[int, list[Box]] = {}
-        for det_index, (det, score) in enumerate(zip(dets, found.scores.tolist(), strict=True)):
-            known = matched.get(det_index)
-            if known is None:
-                born = _Track(box=det, velocity=np.zeros(4), first=det, peak=score)
-                self._tracks.append(born)
-                self._backfill_before(born, backfill)
-            else:
-                known.peak = max(known.peak, score)
-                self._continue(known, det, backfill)
-        self._tracks = [t for t in self._tracks if t.missed <= self._hold(t)]
-        held = [t.predicted(self.cfg.growth) for t in self._tracks if t.missed > 0]
-        boxes = self._detections(found, held)
-        return Coverage(
-            boxes,
-            {ago: self._detections(None, extra) for ago, extra in backfill.items() if extra},
-        )
-
-    def _hold(self, track: _Track) -> int:
-        cap = self.cfg.hold_frames if track.peak >= _CONFIDENT else _WEAK_HOLD
-        return min(cap, self.cfg.hold_frames, _HOLD_PER_HIT * track.hits)
-
-    def _associate(self, dets: NDArray[np.float64]) -> dict[int, _Track]:
-        """Greedy matching by IoU against each track's predicted (grown) box."""
-        if not self._tracks or len(dets) == 0:
-            return {}
-        predicted = np.stack([t.predicted(self.cfg.growth) for t in self._tracks])
-        overlap = _iou(_to_xyxy(dets), _to_xyxy(predicted))
-        matched: dict[int, _Track] = {}
-        used: set[int] = set()
-        for flat in np.argsort(-overlap, axis=None):
-            d, t = divmod(int(flat), len(self._tracks))
-            if overlap[d, t] < self.cfg.iou:
-                break
-            if d in matched or t in used:
-                continue
-            matched[d] = self._tracks[t]
-            used.add(t)
-        return matched
-
-    def _continue(self, track: _Track, det: Box, backfill: dict[int, list[Box]]) -> None:
-        gap = track.missed  # frames since the previous detection (1 = consecutive)
-        step = (det - track.box) / gap
-        if track.hits == 1:
-            track.velocity = step
-        else:
-            track.velocity = _VELOCITY_GAIN * step + (1 - _VELOCITY_GAIN) * track.velocity
-        # Frames between the two detections get boxes on the straight line joining them, as large
-        # as the larger of the two, so a face lost for a few frames is bridged from both sides.
-        for ago in range(1, min(gap, self.backfill + 1)):
-            t = 1.0 - ago / gap
-            box = track.box + (det - track.box) * t
-            box[2:] = np.maximum(track.box[2:], det[2:]) * (1.0 + self.cfg.growth)
-            backfill.setdefault(ago, []).append(box)
-        track.box = det
-        track.hits += 1
-        track.missed = 0
-        if track.hits == 2:
-            track.covered_before = 0  # redo the frames before, now that the motion is known
-        self._backfill_before(track, backfill)
-
-    def _backfill_before(self, track: _Track, backfill: dict[int, list[Box]]) -> None:
-        """Offer the track's path, run backwards from its first detection, to the frames before
-        it: as many as its hold (so with the same evidence), as far as the window reaches."""
-        want = self._hold(track)
-        for before in range(track.covered_before + 1, want + 1):
-            ago = track.age + before
-            if ago > self.backfill:
-                break
-            box = track.first - track.velocity * before
-            box[2:] = track.first[2:] * (1.0 + self.cfg.growth * before)
-            backfill.setdefault(ago, []).append(box)
-        track.covered_before = max(track.covered_before, want)
-
-    def _detections(self, found: Detections | None, extra: list[Box]) -> Detections:
-        """`found` (unchanged) plus `extra` boxes clipped to the frame."""
-        height, width = self._shape
-        if extra:
-            xyxy = _to_xyxy(np.stack(extra))
-            clip_xyxy(xyxy, height, width)
-            inside = (xyxy[:, 2] - xyxy[:, 0] >= 1) & (xyxy[:, 3] - xyxy[:, 1] >= 1)
-            added = Detections(
-                xyxy[inside].astype(np.float32), np.full(int(inside.sum()), _HELD_SCORE, np.float32)
-            )
-        else:
-            added = Detections.empty()
-        if found is None or len(found) == 0:
-            return added
-        if len(added) == 0:
-            return found
-        return Detections.concat([found, added])
+def boxes_on_frame(extra: list[Box], height: int, width: int) -> Detections:
+    """Boxes the tracker adds, as detections with score 0, clipped to a height x width frame."""
+    if not extra:
+        return Detections.empty()
+    xyxy = np.stack(extra).astype(np.float64)
+    clip_xyxy(xyxy, height, width)
+    inside = (xyxy[:, 2] - xyxy[:, 0] >= 1) & (xyxy[:, 3] - xyxy[:, 1] >= 1)
+    return Detections(
+        xyxy[inside].astype(np.float32), np.full(int(inside.sum()), _HELD_SCORE, np.float32)
+    )

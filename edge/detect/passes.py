@@ -1,0 +1,66 @@
+"""Detector passes: the pieces a detector searches a frame in, so that a run can spread them.
+
+A detector that covers a frame in several passes (CenterFace: the whole frame small, for the large
+faces, and a grid of regions at a larger scale, for the small ones) says what they are
+(`Searching.passes`) and runs any of them on request (`Searching.search`). Each pass answers for
+the faces of some sizes in its region: a face it would be expected to find there. The run
+decides which passes each frame gets (`edge.run.schedule`), and uses `answers_for` to tell
+whether a face that was not found again was looked for where it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+from edge.detect.detections import Detections
+from edge.frames import Pixels
+
+Region = tuple[int, int, int, int]  # x0, y0, x1, y1 in frame pixels
+Kind = Literal["whole", "fine"]
+
+
+@dataclass(frozen=True, slots=True)
+class Pass:
+    """One region of a frame, searched at one input size, for faces of `faces` px (the longer
+    side of the box, smallest to largest) lying whole inside `inner`."""
+
+    kind: Kind
+    region: Region
+    size: tuple[int, int]  # the model's input, height x width
+    faces: tuple[float, float]
+    inner: Region  # where a face of those sizes lies whole inside the region
+
+    @property
+    def pixels(self) -> int:
+        """Model input pixels: what the pass costs, near enough (time grows with them)."""
+        return self.size[0] * self.size[1]
+
+    def answers_for(self, box: Sequence[float]) -> bool:
+        """Whether a face at `box` (x0, y0, x1, y1) is one this pass should find."""
+        x0, y0, x1, y1 = (float(v) for v in box)
+        size = max(x1 - x0, y1 - y0)
+        ix0, iy0, ix1, iy1 = self.inner
+        return (
+            self.faces[0] <= size <= self.faces[1]
+            and ix0 <= x0
+            and iy0 <= y0
+            and x1 <= ix1
+            and y1 <= iy1
+        )
+
+
+@runtime_checkable
+class Searching(Protocol):
+    """A detector whose coverage of a frame a run can spread over several frames."""
+
+    name: str
+
+    def passes(self, height: int, width: int) -> list[Pass]:
+        """Every pass that covers a frame of this size once: its whole-frame pass(es) first, then
+        its fine passes in a fixed order."""
+
+    def search(self, image: Pixels, passes: Sequence[Pass], cycle: int | None) -> Detections:
+        """The detections of `passes` on `image`, in frame pixels, duplicates suppressed.
+        `cycle`: the sweep cycle the frame is in (`edge.detect.exposure`). Raises on failure."""

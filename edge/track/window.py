@@ -1,0 +1,99 @@
+"""The frames a run holds back until every part of them has been searched (vouched for), so that
+what is found later can still be drawn on them.
+
+A face found for the first time on frame n may have been there, unfound, on the frames before
+it: its part of the picture had not been searched again yet. `backfill` follows it back through
+the frames held, by optical flow, and gives each of them its box on that frame. Memory is
+bounded: the run lets frames out as they are vouched for, and never holds more than it allows.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+from edge.detect.detections import Detections
+from edge.track.flow import Box, Grey, follow, grown, reach
+from edge.track.tracker import boxes_on_frame
+
+T = TypeVar("T")
+
+_GROW_ON_LOSS = 1.15  # a box the flow lost is drawn once more, this much larger, then dropped
+
+
+@dataclass(slots=True)
+class Held(Generic[T]):
+    """A frame waiting to be redacted, with every box gathered for it so far."""
+
+    item: T
+    grey: Grey | None = None  # its grey picture, for following faces back (None once let out)
+    index: int = 0  # its place among the frames the run took
+    boxes: list[Detections] = field(default_factory=list)
+    failed: str | None = None  # why the frame cannot be vouched for, if it cannot
+
+    def faces(self) -> Detections:
+        return Detections.concat(self.boxes)
+
+
+class Window(Generic[T]):
+    def __init__(self, frames: int) -> None:
+        """Hold at most `frames` frames; the oldest leaves when a newer one needs its place."""
+        if frames < 1:
+            raise ValueError("a window holds at least one frame")
+        self.frames = frames
+        self._held: deque[Held[T]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def push(self, held: Held[T]) -> Iterator[Held[T]]:
+        """Add the newest frame; yield the oldest if the window was full (the caller decides
+        whether it was vouched for)."""
+        self._held.append(held)
+        while len(self._held) > self.frames:
+            yield self._let_out()
+
+    def backfill(self, box: Box, depth: int, at: int | None = None) -> int:
+        """Follow a face found on a held frame (the newest, or the one at place `at`) back
+        through up to `depth` frames before it, giving each its box there; stop where the flow
+        loses it (after drawing it once more, grown, on that frame). Returns how many frames got
+        a box."""
+        start = len(self._held) - 1 if at is None else at
+        after = self._held[start] if 0 <= start < len(self._held) else None
+        given = 0
+        for place in range(start - 1, max(-1, start - 1 - depth), -1):
+            before = self._held[place]
+            if after is None or before.grey is None or after.grey is None:
+                break
+            if before.failed is not None:
+                break
+            height, width = before.grey.shape[:2]
+            moved = follow(after.grey, before.grey, box, reach(box))
+            if moved is None:
+                before.boxes.append(boxes_on_frame([grown(box, _GROW_ON_LOSS)], height, width))
+                return given + 1
+            box = moved
+            before.boxes.append(boxes_on_frame([box], height, width))
+            given += 1
+            after = before
+        return given
+
+    def release(self, ready: Callable[[Held[T]], bool]) -> Iterator[Held[T]]:
+        """Let out, oldest first, the frames that are `ready` (vouched for, or failed); stops at
+        the first that is not: frames leave in order."""
+        while self._held and ready(self._held[0]):
+            yield self._let_out()
+
+    def pending(self) -> list[Held[T]]:
+        return list(self._held)
+
+    def flush(self) -> Iterator[Held[T]]:
+        while self._held:
+            yield self._let_out()
+
+    def _let_out(self) -> Held[T]:
+        held = self._held.popleft()
+        held.grey = None  # nothing follows a face onto a frame that has left
+        return held
