@@ -67,7 +67,10 @@ def _start(
     """`args` traced by strace (every thread and child process) into `trace`, in the empty
     folder `home` as HOME, with onnxruntime's switch set to `switch` (None: not set at all)."""
     home.mkdir(parents=True)
-    env = {k: v for k, v in os.environ.items() if k not in ("XDG_CACHE_HOME", ORT_SWITCH)}
+    # onnxruntime's telemetry also stays off wherever `CI` is set (as on the project's CI): both
+    # runs go without it, as on a camera, so that the control shows the telemetry and Veil's run
+    # is tested against it.
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_CACHE_HOME", ORT_SWITCH, "CI")}
     env["HOME"] = str(home)
     if switch is not None:
         env[ORT_SWITCH] = switch
@@ -233,7 +236,8 @@ def test_doctor_fails_where_onnxruntime_came_before_veil(tmp_path: Path) -> None
         "import onnxruntime, edge.doctor.runtime as r, edge.doctor.base as b; "
         "print(r.check_telemetry(b.Context()).level)"
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("XDG_CACHE_HOME", ORT_SWITCH)}
+    # As on a camera: without `CI`, which onnxruntime's telemetry reads as well.
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_CACHE_HOME", ORT_SWITCH, "CI")}
     proc = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
