@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import SERVERS
 from edge.config import RedactConfig
 from edge.detect.detections import Detections
 from edge.evaluate.protection import is_protected
@@ -28,7 +29,7 @@ from edge.redact import Redactor
 from edge.sample import Box, sample_frames
 from edge.sinks.stream import StreamOut
 
-RECEIVER = Path(__file__).resolve().parent / "servers" / "rtsp_receiver.py"
+RECEIVER = SERVERS / "rtsp_receiver.py"
 FPS = 30
 TB = Fraction(1, 90000)
 STEP = 3000  # 1/30 s

@@ -10,13 +10,13 @@ from pathlib import Path
 from unittest.mock import patch
 
 import pytest
-from test_pipeline import FlakyDetector
 
 from conftest import AuditedRun, Clip, veil
 from edge.audit import DEFAULT_LOG_NAME, verify_log
 from edge.audit.keys import PRIVATE_NAME, load_or_create, raw_public
 from edge.cli.main import main
 from edge.detect import DETECTORS
+from helpers.detectors import FlakyDetector
 
 
 def test_verify_passes_a_real_run_with_its_key_and_media(audited_run: AuditedRun) -> None:

@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_run_cli import records
 
 from conftest import Clip, veil
 from edge.audit import AuditLog, AuditTrail, load_or_create, verify_log
 from edge.config import Config
 from edge.run import RunReport, StatusBoard
 from edge.sample import write_sample
+from helpers.runs import records
 
 FAST = """
 [detector]

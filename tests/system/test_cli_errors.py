@@ -14,10 +14,10 @@ import av
 import cv2
 import numpy as np
 import pytest
-from bomb_helpers import avi_declaring, jpeg_declaring, mjpeg_avi, png_declaring
 
 from conftest import ASTRONAUT_FACE, Clip, veil
 from edge.audit import DEFAULT_LOG_NAME, verify_log
+from helpers.bombs import avi_declaring, jpeg_declaring, mjpeg_avi, png_declaring
 
 PARTIAL_GLOB = ".*.veil-*.partial*"
 

@@ -18,11 +18,11 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-from browser_helpers import artifacts
 
 from conftest import ASTRONAUT_FACE, veil
 from edge.evaluate.size_sweep import CONDITIONS
 from edge.models.manifest import load_manifest
+from helpers.browser import artifacts
 
 SUIT = (300.0, 380.0, 90.0, 110.0)  # the suit's chest, below and right of the face
 PER_GROUP = 24  # above MIN_RANK_N, so both groups are ranked

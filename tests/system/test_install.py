@@ -21,13 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import veil
+from conftest import ROOT, veil
 from edge.audit.keys import PRIVATE_NAME
 from edge.sinks.preview.access import TOKEN_NAME
 
-REPO = Path(__file__).resolve().parents[1]
-PI = REPO / "deploy" / "raspberry-pi" / "install.sh"
-JETSON = REPO / "deploy" / "jetson" / "install.sh"
+PI = ROOT / "deploy" / "raspberry-pi" / "install.sh"
+JETSON = ROOT / "deploy" / "jetson" / "install.sh"
 BASE_PYTHON = Path(getattr(sys, "_base_executable", sys.executable))
 
 # Off CI, a machine without bash skips these; on CI (CI=true) they run, and fail, instead.
@@ -55,7 +54,7 @@ def install(script: Path, root: Path, *args: str, **extra: str) -> subprocess.Co
     models = root / "opt" / "veil" / "models"
     if not models.exists():
         models.mkdir(parents=True)
-        for model in (REPO / "models").iterdir():
+        for model in (ROOT / "models").iterdir():
             if model.suffix in (".onnx", ".tflite"):
                 shutil.copy(model, models / model.name)
     return subprocess.run(
@@ -97,9 +96,9 @@ def test_the_pi_installer_lays_out_the_paths_with_their_modes(pi: Installed) -> 
     assert (state / "device.pub.pem").read_text().startswith("-----BEGIN PUBLIC KEY-----")
     config = root / "etc/veil/veil.toml"
     assert mode(config) == 0o644
-    assert config.read_bytes() == (REPO / "configs" / "doorway.toml").read_bytes()
+    assert config.read_bytes() == (ROOT / "configs" / "doorway.toml").read_bytes()
     unit = root / "etc/systemd/system/veil.service"
-    assert unit.read_bytes() == (REPO / "deploy" / "veil.service").read_bytes()
+    assert unit.read_bytes() == (ROOT / "deploy" / "veil.service").read_bytes()
     assert mode(unit) == 0o644
     assert not (root / "etc/systemd/system/veil.service.d").exists()  # Jetson only
     assert (root / "opt/veil/deploy/README.md").is_file()
@@ -182,7 +181,7 @@ def test_the_jetson_installer_adds_the_gpu_drop_in_and_keeps_nvidias_onnxruntime
                    VEIL_GLIBC_VERSION="2.35")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     dropin = root / "etc/systemd/system/veil.service.d/jetson.conf"
-    assert dropin.read_bytes() == (REPO / "deploy/veil.service.d/jetson.conf").read_bytes()
+    assert dropin.read_bytes() == (ROOT / "deploy/veil.service.d/jetson.conf").read_bytes()
     assert (root / "opt/veil/wheels" / gpu.name).is_file()
     site = next((root / "opt/veil/venv/lib").glob("python3*/site-packages"))
     assert list(site.glob("onnxruntime_gpu-*.dist-info"))

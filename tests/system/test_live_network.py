@@ -9,11 +9,9 @@ import http.server
 import io
 import itertools
 import os
-import selectors
 import signal
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 from base64 import b64encode
@@ -36,12 +34,19 @@ from edge.capture.spec import OpenOptions, open_source, parse_spec
 from edge.config import LiveConfig
 from edge.errors import UsageError
 from edge.frames import RawFrame
+from helpers.rtsp import (
+    CREDS,
+    FPS,
+    PASSWORD,
+    SERVER,
+    SYSTEM_PYTHON,
+    USER,
+    H,
+    RtspServer,
+    W,
+)
 
-SYSTEM_PYTHON = "/usr/bin/python3"
-SERVER = Path(__file__).parent / "servers" / "rtsp_server.py"
-W, H, FPS = 384, 216, 15
-USER, PASSWORD, TOKEN = "veil-cam-user", "Pw@3f9Kq", "Qz7TokenX"
-CREDS = f"{USER}:{PASSWORD.replace('@', '%40')}@"  # '@' in a password travels as %40
+TOKEN = "Qz7TokenX"
 WRONG = f"{USER}:x{PASSWORD}"
 SECRETS = (USER, PASSWORD, "Pw%403f9Kq", TOKEN, b64encode(WRONG.encode()).decode())
 
@@ -70,35 +75,6 @@ def clip(tmp_path_factory: pytest.TempPathFactory, astronaut: np.ndarray) -> tup
     path = tmp_path_factory.mktemp("rtsp") / "clip.bgr"
     path.write_bytes(b"".join(f.tobytes() for f in frames))
     return path, frames
-
-
-class RtspServer:
-    def __init__(self, clip: Path, port: int = 0, auth: bool = False) -> None:
-        args = [SYSTEM_PYTHON, str(SERVER), "--frames", str(clip), "--port", str(port)]
-        args += ["--width", str(W), "--height", str(H), "--fps", str(FPS)]
-        args += ["--user", USER, "--password", PASSWORD] if auth else []
-        err = tempfile.TemporaryFile()  # a pipe nobody reads could fill and block the server
-        self.proc = subprocess.Popen(
-            args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err
-        )
-        assert self.proc.stdout is not None
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stdout, selectors.EVENT_READ)
-            line = self.proc.stdout.readline().decode() if sel.select(timeout=20) else ""
-        if not line.startswith("READY "):
-            self.kill()
-            err.seek(0)
-            pytest.fail(
-                f"RTSP server did not start: {line!r} {err.read().decode(errors='replace')}"
-            )
-        self.port = int(line.split()[1])
-
-    def url(self, creds: str = "", query: str = "") -> str:
-        return f"rtsp://{creds}127.0.0.1:{self.port}/cam{query}"
-
-    def kill(self) -> None:
-        self.proc.kill()
-        self.proc.wait(timeout=10)
 
 
 @pytest.fixture

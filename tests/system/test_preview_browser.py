@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_helpers import artifacts
-from preview_helpers import (
+
+from edge.run import RunReport, StatusBoard
+from helpers.browser import artifacts
+from helpers.preview import (
     TOKEN,
     running,
     token_never_printed,  # noqa: F401 (an autouse fixture)
 )
-
-from edge.run import RunReport, StatusBoard
 
 PHONE = {"width": 390, "height": 844}
 LAPTOP = {"width": 1280, "height": 800}

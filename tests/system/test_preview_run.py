@@ -10,7 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from outputs_helpers import (
+
+from conftest import Clip, veil
+from edge.bench.client import free_port
+from helpers.outputs import (
     FAST,
     THOROUGH,
     assert_protected,
@@ -21,10 +24,7 @@ from outputs_helpers import (
     wait_listening,
     write_profile,
 )
-from test_run_cli import records, spawn, verify
-
-from conftest import Clip, veil
-from edge.bench.client import free_port
+from helpers.runs import records, spawn, verify
 
 
 @pytest.mark.slow

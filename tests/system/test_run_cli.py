@@ -18,23 +18,19 @@ from pathlib import Path
 import av
 import pytest
 
-from conftest import Clip, veil
+from conftest import FAKES, Clip, veil
 from edge.audit.verify import verify_log
-
-FAST = """
-[detector]
-backend = "blazeface"
-[detector.blazeface]
-model = "short"
-tiles = 0
-[live]
-max_latency_ms = 400.0
-[record]
-segment_seconds = 2.0
-fragment_seconds = 0.5
-preset = "ultrafast"
-min_free_bytes = 0
-"""
+from helpers.runs import (
+    FAST,
+    assert_verifies,
+    decode_times,
+    played,
+    records,
+    segments,
+    spawn,
+    verify,
+    wait_for_frames,
+)
 
 
 @pytest.fixture()
@@ -42,67 +38,6 @@ def profile(tmp_path: Path) -> Path:
     path = tmp_path / "fast.toml"
     path.write_text(FAST, encoding="utf-8")
     return path
-
-
-def segments(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*.mp4") if not p.name.startswith("."))
-
-
-def decode_times(path: Path) -> list[float]:
-    """Every frame's time; raises if any part of the file does not decode."""
-    with av.open(str(path)) as container:
-        return [float(frame.time) for frame in container.decode(video=0)]
-
-
-def records(log: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-
-
-def played(profile: Path, clip: Clip, out: Path, *flags: str) -> tuple[str | Path, ...]:
-    """`veil run`'s arguments for the sample clip played as a camera into `out`."""
-    return (
-        "run",
-        "--config",
-        profile,
-        "--source",
-        f"file:{clip.path}",
-        "--output-dir",
-        out,
-        *flags,
-    )
-
-
-def verify(out: Path) -> subprocess.CompletedProcess[str]:
-    """`veil audit verify` of a run's log against the recordings beside it."""
-    return veil("audit", "verify", out / "veil-audit.jsonl", "--media", out)
-
-
-def assert_verifies(out: Path) -> None:
-    check = verify(out)
-    assert check.returncode == 0, check.stdout + check.stderr
-
-
-def spawn(*args: str | Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "edge", *map(str, args)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
-
-
-def wait_for_frames(status: Path, frames: int, timeout: float = 60.0) -> dict[str, object]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            data = json.loads(status.read_text())
-        except (FileNotFoundError, ValueError):
-            data = {}
-        if int(data.get("frames_out", 0)) >= frames:
-            return data
-        time.sleep(0.2)
-    raise AssertionError(f"no {frames} frames recorded in {timeout} s")
 
 
 def test_a_file_played_live_is_recorded_frame_for_frame(
@@ -320,7 +255,7 @@ def test_picamera2_through_the_fake_records_main_redacted_detected_on_lores(
     out = tmp_path / "rec"
     env = {
         **os.environ,
-        "PYTHONPATH": str(Path(__file__).parent / "fakes"),
+        "PYTHONPATH": str(FAKES),
         "VEIL_FAKE_PICAMERA2_VIDEO": str(sample_clip.path),
     }
     proc = subprocess.run(

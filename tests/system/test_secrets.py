@@ -16,15 +16,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from outputs_helpers import get, token_of, wait_listening, write_profile
-from test_live_network import CREDS, FPS, PASSWORD, SERVER, SYSTEM_PYTHON, USER, H, RtspServer, W
-from test_run_cli import spawn, wait_for_frames
 
 from conftest import ASTRONAUT_FACE, Clip, veil
 from edge.audit.settings import flat_settings, public_config
 from edge.bench.client import free_port
 from edge.capture.urls import gst_label, masked, safe_url
 from edge.config import Config
+from helpers.outputs import get, token_of, wait_listening, write_profile
+from helpers.rtsp import CREDS, FPS, PASSWORD, SERVER, SYSTEM_PYTHON, USER, H, RtspServer, W
+from helpers.runs import spawn, wait_for_frames
 
 # Distinctive, so that a hit anywhere is a leak and nothing else.
 CAM_USER, CAM_PW, CAM_TOKEN = "camuser7q", "CamPw9xZ", "CamTok4kR"
@@ -246,7 +246,7 @@ summary_seconds = 1.0
 @pytest.fixture
 def camera(tmp_path: Path, astronaut: np.ndarray) -> Iterator[RtspServer]:
     """GStreamer's RTSP server on loopback, asking for USER and PASSWORD (skipped, or failed on
-    CI, where it cannot run, as in tests/test_live_network.py)."""
+    CI, where it cannot run, as in tests/system/test_live_network.py)."""
     check = subprocess.run(
         [SYSTEM_PYTHON, str(SERVER), "--check"], capture_output=True, text=True, timeout=60
     )

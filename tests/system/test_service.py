@@ -22,12 +22,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_run_cli import FAST, played, segments
 
-from conftest import Clip
+from conftest import ROOT, Clip
 from edge.run import Notifier, Watchdog, watchdog_interval
+from helpers.runs import FAST, played, segments
 
-ROOT = Path(__file__).resolve().parents[1]
 UNIT = ROOT / "deploy" / "veil.service"
 DROPINS = ROOT / "deploy" / "veil.service.d"
 # Measured with `systemd-analyze security --offline=true deploy/veil.service` (systemd 252):

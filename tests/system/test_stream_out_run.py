@@ -17,18 +17,18 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from outputs_helpers import (
+
+from conftest import Clip, veil
+from edge.bench.client import free_port
+from helpers.outputs import (
     FAST,
     THOROUGH,
     assert_protected,
     source_frames,
     write_profile,
 )
-from stream_helpers import NO_PTS, Receiver
-from test_run_cli import records, spawn, verify
-
-from conftest import Clip, veil
-from edge.bench.client import free_port
+from helpers.runs import records, spawn, verify
+from helpers.stream import NO_PTS, Receiver
 
 
 def decoded(container: av.container.InputContainer) -> list[tuple[float, np.ndarray]]:

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ASTRONAUT_FACE, Clip
+from conftest import ASTRONAUT_FACE, ROOT, Clip
 from edge.doctor import runtime
 from edge.doctor.base import Context
 from edge.sample import write_sample
@@ -247,6 +247,6 @@ def test_doctor_fails_where_onnxruntime_came_before_veil(tmp_path: Path) -> None
 def test_the_service_sets_the_switch_for_everything_it_starts() -> None:
     """Veil sets it on import; the unit sets it as well, for the whole service (a helper process
     or a library that imports onnxruntime before Veil's code runs)."""
-    unit = Path(__file__).resolve().parents[1] / "deploy" / "veil.service"
+    unit = ROOT / "deploy" / "veil.service"
     lines = {line.strip() for line in unit.read_text(encoding="utf-8").splitlines()}
     assert f"Environment={ORT_SWITCH}=1" in lines

@@ -13,10 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from bomb_helpers import avi_declaring, jpeg_declaring, png_declaring
 
 from conftest import ASTRONAUT_FACE, veil
 from edge.audit import DEFAULT_LOG_NAME, verify_log
+from helpers.bombs import avi_declaring, jpeg_declaring, png_declaring
 
 
 @pytest.mark.parametrize("ext", [".png", ".jpg"])

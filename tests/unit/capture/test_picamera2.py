@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -17,7 +16,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import Clip
+from conftest import FAKES, Clip
 from edge.capture.live import LIVE_TIME_BASE, RunClock, SourceLost
 from edge.capture.picamera2_source import (
     INSTALL_HINT,
@@ -31,7 +30,6 @@ from edge.config import Config, LiveConfig
 from edge.errors import UsageError
 from edge.frames import RawFrame
 
-FAKES = Path(__file__).resolve().parent / "fakes"
 ENV = ("VIDEO", "ABSENT", "FAIL_AFTER", "FAIL", "CLOCK")
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from conftest import veil
+from conftest import ROOT, veil
 from edge.config import Config, load_config
 from edge.errors import ConfigError
 
@@ -19,7 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.toml"))
+CONFIGS = sorted((ROOT / "configs").glob("*.toml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
@@ -28,9 +28,7 @@ def test_every_shipped_profile_validates(path: Path) -> None:
 
 
 def test_the_recorded_profile_spells_out_the_defaults() -> None:
-    assert (
-        load_config(Path(__file__).resolve().parents[1] / "configs" / "recorded.toml") == Config()
-    )
+    assert load_config(ROOT / "configs" / "recorded.toml") == Config()
 
 
 def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
@@ -56,7 +54,7 @@ def _written(table: dict[str, object], prefix: str = "") -> set[str]:
 
 
 def test_the_recorded_profile_writes_out_every_setting() -> None:
-    path = Path(__file__).resolve().parents[1] / "configs" / "recorded.toml"
+    path = ROOT / "configs" / "recorded.toml"
     written = _written(tomllib.loads(path.read_text(encoding="utf-8")))
     assert _keys(Config) - written == set(), "settings missing from configs/recorded.toml"
     assert "detector.blazeface.tiles" in written and "preview.bind" in written

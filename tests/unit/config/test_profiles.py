@@ -8,11 +8,11 @@ import av
 import numpy as np
 import pytest
 
-from conftest import Clip, veil
+from conftest import ROOT, Clip, veil
 from edge.config import load_config
 from edge.evaluate.protection import is_protected
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = ROOT / "configs"
 
 # Smallest face each profile is meant for, on the 720p sample (faces of 30 to 160 px).
 PROFILES = {"recorded.toml": 0, "doorway.toml": 0, "bodycam.toml": 100}

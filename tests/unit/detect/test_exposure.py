@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import skimage.data
 
-from conftest import ASTRONAUT_FACE, GROUPS_DEV
+from conftest import ASTRONAUT_FACE, GROUPS_DEV, ROOT
 from edge.config import Config, load_config
 from edge.detect import build_detector
 from edge.detect.exposure import LowLight, _curve
@@ -114,7 +114,7 @@ def test_a_dark_frame_costs_one_more_pass_per_input_and_a_bright_one_none(backen
 
 
 def test_video_alternates_a_dark_input_by_sweep_cycle_at_no_extra_cost() -> None:
-    path = Path(__file__).resolve().parents[1] / "configs" / "bodycam.toml"
+    path = ROOT / "configs" / "bodycam.toml"
     profile = load_config(path).model_dump()
     profile["detector"]["low_light"]["mode"] = "alternate"
     cfg = Config.model_validate(profile)

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ASTRONAUT_FACE
+from conftest import ASTRONAUT_FACE, ROOT
 from edge.config import DetectorConfig, load_config
 from edge.detect import build_detector
 from edge.detect.centerface import CenterFace
@@ -17,7 +17,7 @@ from edge.detect.sweep import Sweep, grid_regions
 from edge.errors import ConfigError
 
 Box = tuple[float, float, float, float]
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = ROOT / "configs"
 
 
 def _inside(box: Box, region: tuple[int, int, int, int]) -> bool:

@@ -18,12 +18,12 @@ from types import ModuleType
 import cv2
 import pytest
 
+from conftest import FAKES
 from edge.audit.keys import PRIVATE_NAME, load_or_create
 from edge.doctor import CHECKS, Context, Result, device, run_checks, runtime
 from edge.models.store import models_dir
 from edge.sinks.preview.access import TOKEN_NAME
 
-FAKES = Path(__file__).resolve().parent / "fakes"
 LEVELS = ("ok", "warn", "fail")
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 import pytest
 
+from conftest import ROOT
 from edge.errors import ModelError
 from edge.models import fetch as fetch_mod
 from edge.models.fetch import fetch, verify
@@ -24,8 +25,7 @@ from edge.models.manifest import ModelEntry, load_manifest, manifest_path
 from edge.models.store import model_path, models_dir, verified_model_bytes
 from edge.models.transforms import apply_transform
 
-REPO = Path(__file__).resolve().parents[1]
-MANIFEST = REPO / "models" / "manifest.toml"
+MANIFEST = ROOT / "models" / "manifest.toml"
 
 
 def _entry() -> ModelEntry:
@@ -308,7 +308,7 @@ def test_transform_is_deterministic_and_hits_the_pin(
     again = apply_transform("centerface-boxes", original_member)
     assert again == prepared
     assert _sha(prepared) == _entry().sha256
-    assert prepared == (REPO / "models" / "centerface.onnx").read_bytes()
+    assert prepared == (ROOT / "models" / "centerface.onnx").read_bytes()
 
 
 def test_transform_refuses_a_graph_that_is_not_centerface() -> None:
@@ -480,10 +480,10 @@ def test_env_var_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_checkout_models_dir_from_any_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VEIL_MODELS_DIR", raising=False)
-    assert models_dir() == REPO / "models"
+    assert models_dir() == ROOT / "models"
     monkeypatch.chdir(tmp_path)
-    assert models_dir() == REPO / "models"
-    assert model_path("centerface") == REPO / "models" / "centerface.onnx"
+    assert models_dir() == ROOT / "models"
+    assert model_path("centerface") == ROOT / "models" / "centerface.onnx"
     assert _sha(verified_model_bytes("centerface")) == _entry().sha256
 
 
@@ -491,7 +491,7 @@ def test_cli_verify_from_another_directory(tmp_path: Path) -> None:
     proc = _cli("models", "verify", models=None, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert " ok " in proc.stdout
-    assert str(REPO / "models" / "centerface.onnx") in proc.stdout
+    assert str(ROOT / "models" / "centerface.onnx") in proc.stdout
     assert list(tmp_path.iterdir()) == []
 
 
@@ -506,4 +506,4 @@ def test_weights_are_no_longer_graph_inputs(original_member: bytes, prepared: by
 
     assert weights_as_inputs(original_member) == 194
     assert weights_as_inputs(prepared) == 0
-    assert weights_as_inputs((REPO / "models" / "centerface.onnx").read_bytes()) == 0
+    assert weights_as_inputs((ROOT / "models" / "centerface.onnx").read_bytes()) == 0

@@ -24,29 +24,13 @@ from edge.redact import Redactor
 from edge.run import run
 from edge.sample import write_sample
 from edge.sinks.video_file import video_sink_for
+from helpers.detectors import FlakyDetector
 
 
 def decoded(path: Path) -> Iterator[np.ndarray]:
     with av.open(str(path)) as container:
         for frame in container.decode(video=0):
             yield frame.to_ndarray(format="bgr24")
-
-
-class FlakyDetector:
-    """Test double: the real detector, except that it raises on every `every`-th frame."""
-
-    name = "flaky"
-
-    def __init__(self, every: int) -> None:
-        self.inner = build_detector(DetectorConfig())
-        self.every = every
-        self.calls = 0
-
-    def detect(self, image: Pixels) -> Detections:
-        self.calls += 1
-        if self.calls % self.every == 1:
-            raise RuntimeError("simulated inference failure")
-        return self.inner.detect(image)
 
 
 class GarbageDetector:

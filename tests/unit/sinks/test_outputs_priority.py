@@ -8,12 +8,11 @@ import threading
 from collections.abc import Callable
 from fractions import Fraction
 
-from stream_helpers import Pipe, redacted
-
 from edge.config import PreviewConfig, StreamOutConfig
 from edge.sinks.nice import NICER_BY
 from edge.sinks.preview import PreviewServer
 from edge.sinks.stream import StreamOut
+from helpers.stream import Pipe, redacted
 
 
 def niceness_of(name: str) -> int:

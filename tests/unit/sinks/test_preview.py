@@ -16,7 +16,15 @@ import time
 import cv2
 import numpy as np
 import pytest
-from preview_helpers import (
+
+from edge.config import PreviewConfig, RedactConfig
+from edge.evaluate.protection import is_protected
+from edge.frames import RawFrame
+from edge.redact import Redactor
+from edge.sinks.preview import PreviewServer
+from edge.sinks.preview import slots as preview_slots
+from edge.sinks.preview.page import page
+from helpers.preview import (
     COOKIE,
     TOKEN,
     boundary_of,
@@ -29,14 +37,6 @@ from preview_helpers import (
     token_never_printed,  # noqa: F401 (an autouse fixture)
     wait_until,
 )
-
-from edge.config import PreviewConfig, RedactConfig
-from edge.evaluate.protection import is_protected
-from edge.frames import RawFrame
-from edge.redact import Redactor
-from edge.sinks.preview import PreviewServer
-from edge.sinks.preview import slots as preview_slots
-from edge.sinks.preview.page import page
 
 SECURITY_HEADERS = {
     "Cache-Control": "no-store",

@@ -17,7 +17,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from preview_helpers import (
+
+from edge.config import PreviewConfig
+from edge.sinks.preview import PreviewServer, load_or_create_cert
+from edge.sinks.preview import handler as preview_handler
+from edge.sinks.preview import slots as preview_slots
+from edge.sinks.preview.hosts import HostCheck, host_name
+from helpers.preview import (
     COOKIE,
     TOKEN,
     boundary_of,
@@ -28,12 +34,6 @@ from preview_helpers import (
     running,
     token_never_printed,  # noqa: F401 (an autouse fixture)
 )
-
-from edge.config import PreviewConfig
-from edge.sinks.preview import PreviewServer, load_or_create_cert
-from edge.sinks.preview import handler as preview_handler
-from edge.sinks.preview import slots as preview_slots
-from edge.sinks.preview.hosts import HostCheck, host_name
 
 DEADLINE_S = 1.5  # the request deadline these tests give the server, to be quick
 # A request that never ends, so only a deadline can end it.

@@ -21,18 +21,6 @@ import numpy as np
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from preview_helpers import (
-    COOKIE,
-    TOKEN,
-    boundary_of,
-    hang_up,
-    open_stream,
-    read_part,
-    request,
-    running,
-    token_never_printed,  # noqa: F401 (an autouse fixture)
-    wait_until,
-)
 
 from edge.errors import AuditError
 from edge.sinks.preview import (
@@ -44,6 +32,18 @@ from edge.sinks.preview import (
 )
 from edge.sinks.preview.access import FAILURES, MAX_CANDIDATES, MAX_TRACKED, WINDOW_S
 from edge.sinks.preview.tls import fingerprint_of
+from helpers.preview import (
+    COOKIE,
+    TOKEN,
+    boundary_of,
+    hang_up,
+    open_stream,
+    read_part,
+    request,
+    running,
+    token_never_printed,  # noqa: F401 (an autouse fixture)
+    wait_until,
+)
 
 # --- the gate ---------------------------------------------------------------------------------
 

@@ -17,7 +17,12 @@ from types import SimpleNamespace
 from unittest.mock import ANY, Mock
 
 import pytest
-from segment_helpers import (
+
+from edge.errors import OutputError
+from edge.names import is_partial
+from edge.sinks import encoder, retention, segments
+from edge.sinks.segments import SegmentSink, StorageFull
+from helpers.segments import (
     Clock,
     Events,
     HeldSeal,
@@ -33,11 +38,6 @@ from segment_helpers import (
     redacted,
     settle,
 )
-
-from edge.errors import OutputError
-from edge.names import is_partial
-from edge.sinks import encoder, retention, segments
-from edge.sinks.segments import SegmentSink, StorageFull
 
 # --- retention --------------------------------------------------------------------------------
 

@@ -18,7 +18,14 @@ from fractions import Fraction
 from pathlib import Path
 
 import pytest
-from segment_helpers import (
+
+from conftest import ROOT
+from edge.errors import OutputError
+from edge.frames import RawFrame
+from edge.sinks import fmp4, retention
+from edge.sinks.base import Published
+from edge.sinks.segments import SegmentSink
+from helpers.segments import (
     LIVE,
     Events,
     assert_published,
@@ -32,15 +39,6 @@ from segment_helpers import (
     settle,
     times,
 )
-
-from edge.errors import OutputError
-from edge.frames import RawFrame
-from edge.sinks import fmp4, retention
-from edge.sinks.base import Published
-from edge.sinks.segments import SegmentSink
-
-ROOT = Path(__file__).resolve().parents[1]
-
 
 # --- rotation, names, timestamps --------------------------------------------------------------
 

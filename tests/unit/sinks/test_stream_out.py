@@ -21,7 +21,13 @@ from typing import Any
 import av
 import numpy as np
 import pytest
-from stream_helpers import (
+
+from edge.bench.client import free_port
+from edge.config import StreamOutConfig
+from edge.evaluate.protection import is_protected
+from edge.frames import RawFrame
+from edge.sinks.stream import StreamOut
+from helpers.stream import (
     CLIP,
     FPS,
     OFFER_LIMIT,
@@ -44,12 +50,6 @@ from stream_helpers import (
     url,
     wait_for,
 )
-
-from edge.bench.client import free_port
-from edge.config import StreamOutConfig
-from edge.evaluate.protection import is_protected
-from edge.frames import RawFrame
-from edge.sinks.stream import StreamOut
 
 
 @pytest.fixture
