@@ -1,6 +1,7 @@
-"""For tests/test_stream_out.py: the sample clip redacted at its true boxes with irregular
-timestamps of its own, a real RTSP receiver (tests/servers/rtsp_receiver.py) as a child process,
-a camera thread that times every offer(), servers that never read, and a pipe reader."""
+"""For the stream-out tests (tests/unit/sinks/test_stream_out.py, and the runs in tests/system/):
+the sample clip redacted at its true boxes with irregular timestamps of its own, a real RTSP
+receiver (tests/servers/rtsp_receiver.py) as a child process, a camera thread that times every
+offer(), servers that never read, and a pipe reader."""
 
 from __future__ import annotations
 

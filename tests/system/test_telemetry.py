@@ -170,8 +170,8 @@ def test_redact_and_verify_send_nothing_and_leave_nothing(
 
 
 def test_eval_sends_nothing_and_leaves_nothing(astronaut: np.ndarray, tmp_path: Path) -> None:
-    """`veil eval`, which runs the detector on a labelled set the way the README's figures are
-    measured: the same."""
+    """`veil eval`, which runs the detector on a labelled set the way docs/measurements.md's
+    figures are measured: the same."""
     root = tmp_path / "set"
     root.mkdir()
     assert cv2.imwrite(str(root / "a.png"), astronaut)

@@ -178,7 +178,8 @@ def test_temperature(tmp_path: Path) -> None:
 
 @pytest.fixture
 def fake_picamera2(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    """The fake picamera2 on sys.path for one test, as tests/test_picamera2.py puts it."""
+    """The fake picamera2 on sys.path for one test, as tests/unit/capture/test_picamera2.py puts
+    it."""
 
     def forget() -> None:
         for name in [n for n in sys.modules if n == "picamera2" or n.startswith("picamera2.")]:
