@@ -10,9 +10,9 @@ lookup. So the variable is set by `edge/__init__.py`, before any module of Veil'
 onnxruntime, and by the systemd unit for the whole service.
 
 The other native libraries Veil loads (LiteRT, OpenCV, PyAV/FFmpeg, c2pa) open no internet
-socket and write nothing under HOME in the runs tests/test_telemetry.py traces (redact with both
-detectors and C2PA signing, verify, eval, a live run); c2pa's verification has its fetching
-switched off where it is used (edge/audit/c2pa.py).
+socket and write nothing under HOME in the runs tests/system/test_telemetry.py traces (redact
+with both detectors and C2PA signing, verify, eval, a live run); c2pa's verification has its
+fetching switched off where it is used (edge/audit/c2pa.py).
 """
 
 from __future__ import annotations

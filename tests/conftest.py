@@ -19,8 +19,13 @@ import pytest
 from edge.audit.keys import load_or_create
 from edge.sample import Box, write_sample
 
-EVAL_DEV = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "dev"
-EVAL_GROUPS = Path(__file__).resolve().parents[1].parent / "shared" / "eval" / "groups" / "dev"
+# Where things are, for tests at any depth below tests/ (unit/<stage>/, system/).
+TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
+FAKES = TESTS / "fakes"
+SERVERS = TESTS / "servers"
+EVAL_DEV = ROOT.parent / "shared" / "eval" / "dev"
+EVAL_GROUPS = ROOT.parent / "shared" / "eval" / "groups" / "dev"
 GROUPS_DEV = EVAL_GROUPS  # one labelled face per image, with demographic labels
 
 # Runs make a device key on first use; the tests' key lives in a temporary folder, never in the
@@ -200,7 +205,7 @@ def tmpfs(tmp_path: Path) -> Iterator[Callable[[int], Path]]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Headless Chromium (Debian's), one per test module."""
-    from browser_helpers import chromium_path
+    from helpers.browser import chromium_path
 
     path = chromium_path()
     from playwright.sync_api import sync_playwright

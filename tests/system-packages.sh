@@ -17,10 +17,10 @@ packages=(
   gstreamer1.0-plugins-base   # appsrc, videoconvert
   gstreamer1.0-plugins-good   # rtph264pay, rtpbin (the RTSP server's session manager)
   gstreamer1.0-plugins-ugly   # x264enc
-  chromium                    # the preview page in a real browser (tests/test_preview_browser.py)
+  chromium                    # the preview page in a real browser (tests/system/test_preview_browser.py)
   fonts-dejavu-core           # text for Chromium's screenshots
   systemd                     # systemd-analyze: verify and score deploy/veil.service
-  strace                      # every network call of a real run (tests/test_telemetry.py)
+  strace                      # every network call of a real run (tests/system/test_telemetry.py)
 )
 
 missing=()

@@ -14,7 +14,7 @@
 #   /etc/systemd/system/veil.service
 #   /usr/local/bin/veil            runs the venv's veil with the paths above as its defaults
 #
-# Test hooks (tests/test_install.py; not for a real install):
+# Test hooks (tests/system/test_install.py; not for a real install):
 #   VEIL_ROOT=DIR          every path above lies under DIR
 #   VEIL_INSTALL_STUB=1    apt-get, systemctl, getent, useradd, usermod, groupadd, chown and
 #                          runuser are written to $VEIL_ROOT/install-stub.log instead of run

@@ -89,7 +89,8 @@ class CenterFace:
         # CUDA provider without its libraries). Never silent: see `edge.detect.fallback_warning`.
         self.fallback = tuple(name for name in self.providers if name not in running)
         # A frame with several passes runs them side by side, one thread each: on 2 cores that
-        # is 1.9x the throughput, where one pass on 2 intra-op threads is 1.2-1.5x (README).
+        # is 1.9x the throughput, where one pass on 2 intra-op threads is 1.2-1.5x
+        # (docs/measurements.md).
         self._single: Any = None
         self._pool: ThreadPoolExecutor | None = None
 

@@ -1,7 +1,7 @@
 """One RTSP connection of the stream out, pushed by a child process.
 
 Why not FFmpeg's RTSP muxer in-process, on the stream out's own thread? Because of two things it
-does (FFmpeg 8, PyAV 18; tests/test_stream_out.py shows the cure):
+does (FFmpeg 8, PyAV 18; tests/unit/sinks/test_stream_out.py shows the cure):
 
 - PyAV calls `avformat_write_header` and `av_write_trailer` holding the GIL, and for RTSP those
   are the connection's handshake (OPTIONS, ANNOUNCE, SETUP, RECORD) and its TEARDOWN. A server

@@ -1,0 +1,219 @@
+"""The fine pass over video frames (`edge.detect.sweep`): its regions, how a live source spreads
+them over frames, and the real CenterFace model finding a bystander-sized face with it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ASTRONAUT_FACE, ROOT
+from edge.config import DetectorConfig, load_config
+from edge.detect import build_detector
+from edge.detect.centerface import CenterFace
+from edge.detect.sweep import Sweep, grid_regions
+from edge.errors import ConfigError
+
+Box = tuple[float, float, float, float]
+CONFIGS = ROOT / "configs"
+
+
+def _inside(box: Box, region: tuple[int, int, int, int]) -> bool:
+    x, y, w, h = box
+    x0, y0, x1, y1 = region
+    return x0 <= x and y0 <= y and x + w <= x1 and y + h <= y1
+
+
+@pytest.mark.parametrize(("rows", "cols", "margin"), [(1, 4, 32), (2, 3, 20), (3, 1, 8)])
+def test_every_face_up_to_twice_the_margin_lies_whole_in_one_region(
+    rows: int, cols: int, margin: int
+) -> None:
+    height, width = 720, 1280
+    regions = grid_regions(height, width, rows, cols, margin)
+    assert len(regions) == rows * cols
+    assert all(0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height for x0, y0, x1, y1 in regions)
+    side = 2 * margin
+    for y in range(0, height - side + 1, 7):
+        for x in range(0, width - side + 1, 7):
+            face = (float(x), float(y), float(side), float(side))
+            assert any(_inside(face, r) for r in regions), f"face at {x},{y} in no region"
+
+
+def test_a_face_wider_than_twice_the_margin_can_fall_between_regions() -> None:
+    # The bound is tight: it is why larger faces are left to the whole-frame pass.
+    regions = grid_regions(720, 1280, 1, 4, 32)
+    face = (320.0 - 33.0, 100.0, 66.0, 66.0)  # across the first boundary, 1 px too wide
+    assert not any(_inside(face, r) for r in regions)
+
+
+def test_a_sweep_searches_each_region_once_per_cycle() -> None:
+    every = grid_regions(720, 1280, 2, 4, 32)
+    sweep = Sweep(2, 4, 32, frames=4, whole_every=2)
+    seen: list[tuple[int, int, int, int]] = []
+    wholes = []
+    for _ in range(4):
+        whole, share = sweep.next_frame(720, 1280)
+        wholes.append(whole)
+        assert len(share) == 2  # 8 regions over 4 frames: the same cost each frame
+        seen += share
+    assert sorted(seen) == sorted(every)
+    assert wholes == [True, False, True, False]
+    assert sweep.next_frame(720, 1280)[1] == [every[0], every[4]]  # the next cycle starts over
+
+
+def test_a_sweep_cannot_span_more_frames_than_it_has_regions() -> None:
+    with pytest.raises(ValueError, match="spans 1 to 4 frames"):
+        Sweep(1, 4, 32, frames=5)
+
+
+def test_the_profile_rejects_a_sweep_longer_than_its_grid(tmp_path: Path) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text("[detector.centerface]\nfine_grid = [1, 2]\n[live]\nsweep = 3\n")
+    with pytest.raises(ConfigError, match="live.sweep"):
+        load_config(path)
+    # The whole-frame pass spread wider than the strips sets the wait too.
+    path.write_text("[live]\nsweep = 2\nwhole_every = 4\nlookahead = 1\n")
+    with pytest.raises(ConfigError, match="whole_every"):
+        load_config(path)
+    path.write_text("[detector.centerface]\nfine_grid = [0, 2]\n")
+    with pytest.raises(ConfigError, match="fine_grid"):
+        load_config(path)
+
+
+def _bystander_frame(astronaut: np.ndarray) -> tuple[np.ndarray, Box]:
+    """A 1280x720 frame with the real astronaut face about 24 px tall, in the third strip."""
+    import skimage.data
+
+    frame = cv2.resize(
+        cv2.cvtColor(skimage.data.coffee(), cv2.COLOR_RGB2BGR),
+        (1280, 720),
+        interpolation=cv2.INTER_AREA,
+    )
+    fx, fy, fw, fh = ASTRONAUT_FACE
+    scale = 0.2
+    cut = cv2.resize(
+        astronaut[0:330, 100:360], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA
+    )
+    x, y = 760, 420
+    frame[y : y + cut.shape[0], x : x + cut.shape[1]] = cut
+    return frame, (x + (fx - 100) * scale, y + fy * scale, fw * scale, fh * scale)
+
+
+def _found(found_xyxy: np.ndarray, face: Box) -> bool:
+    x, y, w, h = face
+    cx, cy = x + w / 2, y + h / 2
+    return any(
+        x0 <= cx <= x1 and y0 <= cy <= y1 and (x1 - x0) < 4 * w for x0, y0, x1, y1 in found_xyxy
+    )
+
+
+def test_the_fine_pass_finds_a_face_the_whole_frame_pass_misses(astronaut: np.ndarray) -> None:
+    frame, face = _bystander_frame(astronaut)
+    coarse = CenterFace(max_side=320, max_downscale=4.0)
+    assert not _found(coarse.detect(frame).xyxy, face)
+    fine = CenterFace(max_side=320, max_downscale=4.0, fine_scale=0.75, sweep=Sweep(1, 4, 32))
+    assert _found(fine.detect(frame).xyxy, face)
+
+
+def test_a_live_sweep_finds_it_on_the_frame_that_searches_its_strip(
+    astronaut: np.ndarray,
+) -> None:
+    frame, face = _bystander_frame(astronaut)
+    swept = CenterFace(
+        max_side=320, max_downscale=4.0, fine_scale=0.75, sweep=Sweep(1, 4, 32, frames=4)
+    )
+    hits = [_found(swept.detect(frame).xyxy, face) for _ in range(8)]
+    # x = 760..790 lies in the third strip only (640-32 .. 960+32): frames 2 and 6.
+    assert hits == [False, False, True, False, False, False, True, False]
+
+
+def test_recorded_media_search_every_region_on_every_frame(
+    astronaut: np.ndarray, tmp_path: Path
+) -> None:
+    path = tmp_path / "p.toml"
+    path.write_text(
+        "[detector.centerface]\nmax_side = 320\nmax_downscale = 4.0\nfine_scale = 0.75\n"
+    )
+    cfg = load_config(path)
+    frame, face = _bystander_frame(astronaut)
+    recorded = build_detector(cfg.detector)
+    assert all(_found(recorded.detect(frame).xyxy, face) for _ in range(3))
+    live = build_detector(cfg.detector, sweep=(4, 1))
+    assert sum(_found(live.detect(frame).xyxy, face) for _ in range(4)) == 1
+
+
+def test_the_shipped_live_profiles_spread_a_fine_pass() -> None:
+    for name in ("bodycam", "doorway"):
+        cfg = load_config(CONFIGS / f"{name}.toml")
+        assert cfg.detector.centerface.fine_scale > 0
+        assert cfg.live.sweep > 1
+        # A face found only on the last frame of a cycle still shows on one frame at most.
+        assert cfg.live.lookahead >= cfg.live.sweep - 2
+
+
+def test_the_default_searches_video_at_full_resolution_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    detector = build_detector(DetectorConfig())
+    assert isinstance(detector, CenterFace) and detector.fine_scale == 1.0
+    sizes: list[tuple[int, int]] = []
+    real = CenterFace._pass
+
+    def counted(self: CenterFace, session: object, image: np.ndarray, h: int, w: int, *rest):  # type: ignore[no-untyped-def]
+        sizes.append((h, w))
+        return real(self, session, image, h, w, *rest)
+
+    monkeypatch.setattr(CenterFace, "_pass", counted)
+    detector.detect(np.zeros((720, 1280, 3), np.uint8))
+    # 640x352 for the whole frame, then four full-resolution strips of 352 + 2 x 32 px.
+    assert sorted(sizes) == sorted([(352, 640)] + [(704, 352)] * 2 + [(704, 384)] * 2)
+    sizes.clear()
+    detector.detect(np.zeros((360, 640, 3), np.uint8))
+    assert sizes == [(352, 640)]  # already searched at full size: no fine pass
+
+
+def test_passes_side_by_side_find_what_one_thread_finds(astronaut: np.ndarray) -> None:
+    frame, _ = _bystander_frame(astronaut)
+    kwargs = {"max_side": 320, "max_downscale": 4.0, "fine_scale": 0.75}
+    one = CenterFace(**kwargs, sweep=Sweep(1, 4, 32), threads=1).detect(frame)  # type: ignore[arg-type]
+    two = CenterFace(**kwargs, sweep=Sweep(1, 4, 32), threads=2).detect(frame)  # type: ignore[arg-type]
+    assert len(one) > 0
+    order_one, order_two = np.lexsort(one.xyxy.T), np.lexsort(two.xyxy.T)
+    np.testing.assert_allclose(one.xyxy[order_one], two.xyxy[order_two], atol=1e-3)
+    np.testing.assert_allclose(one.scores[order_one], two.scores[order_two], atol=1e-5)
+
+
+def test_on_a_pi_camera_the_fine_pass_sees_the_full_picture() -> None:
+    # picamera2 sources detect on their lores stream; the fine pass's scale is of that stream.
+    from edge.capture.picamera2_source import lores_size
+
+    for name in ("bodycam", "doorway"):
+        live = load_config(CONFIGS / f"{name}.toml").live
+        assert lores_size(live.width, live.height, live.lores_width) == (live.width, live.height)
+
+
+def test_frames_left_at_the_end_of_a_stream_are_searched_for_a_whole_cycle() -> None:
+    from collections import Counter
+
+    from edge.config import LiveConfig
+    from edge.detect import Detections
+    from edge.frames import RawFrame
+    from edge.run import Realtime, RunReport, vouch
+
+    calls: Counter[int] = Counter()
+
+    class Counting:
+        name = "counting"
+
+        def detect(self, image: np.ndarray) -> Detections:
+            calls[int(image[0, 0, 0])] += 1
+            return Detections.empty()
+
+    # Strips over 2 frames, the whole frame every 4th: any 4 searches cover everything.
+    realtime = Realtime.of(LiveConfig(sweep=2, whole_every=4, lookahead=2))
+    assert (realtime.cycle, realtime.after) == (4, 2)
+    frames = [RawFrame(np.full((8, 8, 3), i, np.uint8), i) for i in range(6)]
+    out = list(vouch(frames, Counting(), RunReport(), recorded=False, realtime=realtime))
+    assert [held.item.index for held in out] == list(range(6))
+    # Frames 0-3 had 2 searched frames after them; 4 and 5 did not, and got 4 more searches.
+    assert [calls[i] for i in range(6)] == [1, 1, 1, 1, 5, 5]
