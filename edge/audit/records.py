@@ -40,7 +40,9 @@ SourceKind = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]{1,20}$")]
 Reason = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z-]{0,40}$")]
 Status = Literal["ok", "fail-closed", "error", "interrupted"]
 # The counts a `summary` holds since the previous one, and a `run_stop` in total.
-COUNTS = ("frames_in", "frames_out", "dropped", "obscured", "faces")
+# `not_taken`: source frames a live run let pass unsearched and unrecorded to keep up (an even
+# decimation it chose and logged in a `schedule` record), apart from the frames lost.
+COUNTS = ("frames_in", "frames_out", "dropped", "obscured", "faces", "not_taken")
 Millis = Annotated[float, Field(ge=0.0)]
 # The onnxruntime execution providers a run may name (the config's allow-list).
 ProviderName = Literal["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
@@ -106,6 +108,7 @@ class Summary(_Record):
     dropped: Count
     obscured: Count
     faces: Count
+    not_taken: Count = 0
     detect_ms_p50: Millis | None
     detect_ms_p99: Millis | None
     fail_closed: dict[Cause, Count]  # frames dropped or fully obscured, by cause
@@ -226,8 +229,27 @@ class RunStop(_Record):
     dropped: Count
     obscured: Count
     faces: Count
+    not_taken: Count = 0
     files: Count
     error: ErrorName | None
+
+
+class ScheduleChosen(_Record):
+    """What a run chose to keep up (`edge.run.pace`), when it starts and whenever it changes:
+    the frames it takes a second of the source's, the sweep, and the costs it chose them by.
+    `reason`: "calibrated" (at start), "losing-frames" (it lost more than it may, and slowed),
+    "cannot-keep-up" (even at `min_fps` it loses more than 2 % of the frames it takes)."""
+
+    type: Literal["schedule"]
+    fps: Millis  # frames taken per second
+    source_fps: Millis
+    sweep: Count
+    whole_every: Count
+    order: Literal["sweep", "changed"]
+    reason: Literal["calibrated", "recorded", "losing-frames", "cannot-keep-up"]
+    keeps_up: bool
+    whole_ms: Millis | None = None  # one whole-frame pass, measured
+    fine_ms: Millis | None = None  # all fine passes of one sweep together, measured
 
 
 Record = (
@@ -244,6 +266,7 @@ Record = (
     | OutputLost
     | OutputRestored
     | OutputStop
+    | ScheduleChosen
     | RunStop
 )
 RECORD_TYPES: dict[str, type[_Record]] = {
@@ -260,6 +283,7 @@ RECORD_TYPES: dict[str, type[_Record]] = {
     "output_lost": OutputLost,
     "output_restored": OutputRestored,
     "output_stop": OutputStop,
+    "schedule": ScheduleChosen,
     "run_stop": RunStop,
 }
 

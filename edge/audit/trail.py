@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from edge.detect import FaceDetector, fallback_warning, pinned_models, providers
 from edge.digest import sha256_bytes
 from edge.run import RunReport
 from edge.sinks.base import Discard, Published
+
+if TYPE_CHECKING:
+    from edge.run.pace import Choice, Pace
 
 
 @dataclass
@@ -98,6 +101,23 @@ class AuditTrail:
         with self._lock:
             self._append(
                 "detector_ready", detector=detector.name, provider=provider, fallback=fallback
+            )
+
+    def schedule(self, pace: Pace, choice: Choice) -> None:
+        """What a live run chose to keep up, at start and at each change (`edge.run.pace`)."""
+        costs = pace.costs
+        with self._lock:
+            self._append(
+                "schedule",
+                fps=round(choice.fps, 3),
+                source_fps=float(pace.source_fps),
+                sweep=choice.sweep,
+                whole_every=pace.whole_every,
+                order=pace.order,
+                reason=choice.reason,
+                keeps_up=choice.keeps_up,
+                whole_ms=round(costs.whole_ms, 2) if costs else None,
+                fine_ms=round(costs.fine_ms, 2) if costs else None,
             )
 
     def observe(self, report: RunReport) -> None:

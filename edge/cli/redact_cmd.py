@@ -27,6 +27,7 @@ from edge.media import Job, media_kind, not_media, output_root, plan, skipped_li
 from edge.names import shown
 from edge.redact import Redactor
 from edge.run import RunReport, run
+from edge.run.schedule import Schedule
 from edge.sinks import ImageFileSink, Sink
 from edge.sinks.atomic import Seal, stale_partials
 from edge.sinks.retention import partial_stem
@@ -155,6 +156,7 @@ class Runner:
                 on_frame=lambda: bar.update(),
                 observe=self.trail.observe,
                 report=report,
+                schedule=Schedule.of(detector, self.cfg.schedule),
             )
 
 

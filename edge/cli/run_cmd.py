@@ -3,7 +3,8 @@
 The config is validated and the source spec parsed before any camera opens (exit 2). The run
 ends at `--duration`, at the end of a file source, or on SIGTERM/SIGINT, whichever comes first:
 the frames in flight reach the sink, the current segment is closed and logged, the log gets its
-`run_stop`, and the exit code is 0, or 3 when frames were fully obscured.
+`run_stop`, and the exit code is 0, 3 when frames were fully obscured, or 4 when the device
+could not keep up even at the profile's `min_fps` (`edge.run.pace`).
 """
 
 from __future__ import annotations
@@ -36,11 +37,14 @@ from edge.errors import AuditError, UsageError
 from edge.media import media_kind
 from edge.redact import Redactor
 from edge.run import Realtime, RunReport, StatusBoard, run
+from edge.run.pace import Pace, calibrate
+from edge.run.schedule import Schedule
 from edge.sinks.base import Discard, Published, Tap
 from edge.sinks.segments import SegmentSink, StorageFull
 
 DEFAULT_OUTPUT = Path("recordings")
 STATUS_NAME = "status.json"
+CANNOT_KEEP_UP = 4  # the exit code of a run that lost too many frames even at `min_fps`
 # A run's timer waits on a lock, whose timeout has a platform limit (about 292 years): a
 # duration is bounded well inside it.
 DURATION = seconds(0.01, 1e9)
@@ -235,8 +239,12 @@ def run_command(args: RunArgs) -> int:
         )
         events = LiveEvents(trail, board, report)
 
+        paces: list[Pace] = []
+
         def tick() -> None:
             try:
+                for pace in paces:
+                    _told(pace, trail)
                 trail.observe(report)
             except AuditError:
                 # Nothing may be recorded that the log cannot hold: the run stops, and its stop
@@ -248,14 +256,26 @@ def run_command(args: RunArgs) -> int:
         rate = Fraction(cfg.live.fps).limit_denominator(1001)
 
         def record(taps: list[Tap], on_frame: Callable[[], None] | None) -> None:
-            detector = build_detector(cfg.detector, sweep=(cfg.live.sweep, cfg.live.whole_every))
+            detector = build_detector(cfg.detector)
             announce_detector(detector, trail, board)
             sink = SegmentSink(out, cfg.record, events, rate=rate, seal=seal_for(cfg, key))
             sink.recover(logged_files(log_path))
             board.sink_state = sink
             opts = OpenOptions(realtime=args.realtime, loop=args.loop)
-            source = open_source(spec, cfg.live, clock, opts, events)
+            live, pace = cfg.live, None
+            if spec.kind == "picamera2":  # asked for the rate chosen, so it is chosen first
+                pace = _paced(detector, cfg, cfg.live.lores_width * live.height // live.width)
+                live = live.model_copy(update={"fps": pace.choice.fps})
+                pace.camera_rate()
+            source = open_source(spec, live, clock, opts, events)
             board.source_state = source
+            if pace is None and source.live:
+                pace = _paced(detector, cfg, getattr(source, "height", 0), source)
+            schedule = Schedule.of(detector, cfg.schedule, pace.sweep if pace else None)
+            if pace is not None:
+                paces.append(pace)
+                board.pace = pace
+                _told(pace, trail)
             print(f"veil: recording {spec.label} into {out}", file=sys.stderr)
             if args.duration is not None:
                 timer = threading.Timer(args.duration, clock.stop.set)
@@ -274,6 +294,8 @@ def run_command(args: RunArgs) -> int:
                 skipped=lambda frame, exc: isinstance(exc, StorageFull),
                 stopping=clock.stop,
                 taps=taps,
+                schedule=schedule,
+                pace=pace,
             )
 
         with trail.stopping() as outcome, _stopped_by_signals(clock):
@@ -287,6 +309,9 @@ def run_command(args: RunArgs) -> int:
             finally:
                 clock.stop.set()  # ends the --duration timer's purpose, and the status loop's
                 events.closed = True
+                for pace in paces:
+                    pace.check(report, final=True)
+                    _told(pace, trail)
                 board.stop()
                 trail.summary(report, if_new=True)
     print(_summary(report, log_path), file=sys.stderr)
@@ -297,7 +322,47 @@ def run_command(args: RunArgs) -> int:
             "not be vouched for in time and were lost: raise it, or use a faster profile",
             file=sys.stderr,
         )
+    if any(pace.cannot for pace in paces):
+        return CANNOT_KEEP_UP
     return 3 if report.obscured else 0
+
+
+def _paced(detector: object, cfg: Config, height: int, source: object = None) -> Pace:
+    """Measure the detector's passes on a picture the size the source gives (the profile's
+    camera size where it does not say) and choose what to take; says so on stderr."""
+    width = int(getattr(source, "width", 0) or 0)
+    if not (width and height):
+        width, height = cfg.live.width, cfg.live.height
+    pace = Pace(cfg.live, cfg.schedule, calibrate(detector, height, width))
+    print(f"veil: keeping up: {pace.words()}", file=sys.stderr)
+    if not pace.choice.keeps_up:
+        print(
+            "veil: warning: by its measured passes this device cannot search every frame it "
+            f"takes even at [live] min_fps = {cfg.live.least_fps:g}; frames will be lost",
+            file=sys.stderr,
+        )
+    return pace
+
+
+def _told(pace: Pace, trail: AuditTrail) -> None:
+    """Each choice the pace made since the last call: into the audit log, and a change on
+    stderr (the first was said at start)."""
+    while pace.changes:
+        choice, first = pace.changes.popleft(), not pace.logged
+        pace.logged = True
+        trail.schedule(pace, choice)
+        if first:
+            continue
+        if choice.reason == "cannot-keep-up":
+            print(
+                f"veil: error: cannot keep up: even at {choice.fps:.3g} frames/s this device "
+                "loses more than 2 % of the frames it takes; use a lighter profile (a shorter "
+                "[live] width, a longer [schedule] max_sweep), a faster device, or an "
+                "accelerator",
+                file=sys.stderr,
+            )
+        else:
+            print(f"veil: slowing down to keep up: {pace.words()}", file=sys.stderr)
 
 
 def _summary(report: RunReport, log_path: Path) -> str:

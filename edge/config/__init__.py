@@ -28,6 +28,7 @@ from edge.config.pipeline import (
     TrackConfig,
     VideoConfig,
 )
+from edge.config.schedule import WAIT_SLACK, ScheduleConfig
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -44,9 +45,11 @@ __all__ = [
     "PreviewConfig",
     "RecordConfig",
     "RedactConfig",
+    "ScheduleConfig",
     "StreamOutConfig",
     "TrackConfig",
     "VideoConfig",
+    "WAIT_SLACK",
     "config_problems",
     "first_problem",
     "is_loopback",

@@ -33,6 +33,25 @@ _KINDS = {
 }
 
 
+class KeyedProblem(ValueError):
+    """A model validator's problem with one of its settings (or another section's): `loc`, the
+    key's path from the section that raised it (from the root with `absolute`), so that the
+    problem is reported on that key's line rather than the section's."""
+
+    def __init__(self, loc: tuple[str, ...], message: str, *, absolute: bool = False) -> None:
+        super().__init__(message)
+        self.loc, self.absolute = loc, absolute
+
+
+def located(error: ErrorDetails) -> tuple[Any, ...]:
+    """`error`'s location, down to the key a `KeyedProblem` names."""
+    loc = tuple(error["loc"])
+    problem = (error.get("ctx") or {}).get("error")
+    if isinstance(problem, KeyedProblem):
+        return problem.loc if problem.absolute else loc + problem.loc
+    return loc
+
+
 def _fields_at(root: type[BaseModel] | None, loc: tuple[Any, ...]) -> list[str]:
     """The setting names of the section that holds `loc`'s last key (none without a root)."""
     model: Any = root
@@ -73,4 +92,4 @@ def plain(error: ErrorDetails, root: type[BaseModel] | None = None) -> str:
 def first_problem(exc: ValidationError, root: type[BaseModel] | None = None) -> str:
     """The first validation error as one line: `dotted.location: message` in plain words."""
     first = exc.errors()[0]
-    return f"{'.'.join(str(p) for p in first['loc'])}: {plain(first, root)}"
+    return f"{'.'.join(str(p) for p in located(first))}: {plain(first, root)}"

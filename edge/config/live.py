@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from edge.config.base import Closed as _Closed
 from edge.config.base import Text
+from edge.config.errors import KeyedProblem
 
 # TOML's integers are 64-bit; Python's parser reads larger ones without complaint.
 _TOML_INT_MAX = 2**63 - 1
@@ -43,44 +44,22 @@ class LiveConfig(_Closed):
         le=5000.0,
         description="a frame the detector has not vouched for this long after capture is late: "
         "it never leaves clear, it is dropped or fully obscured (`late`) and counted. It must "
-        "exceed the detector's time per frame on the device, or no frame can be vouched for; "
-        "the live profiles set less",
+        "hold the frames a frame waits for its searches ([schedule]): `veil check-config` "
+        "says when it cannot; the preview and the stream out show frames this much later",
     )
     late: Literal["drop", "obscure"] = Field(
         "drop",
         description="what happens to a late frame: dropped (the recording shows a gap) or kept "
         "fully obscured (the recording keeps every frame time, exit code 3)",
     )
-    detect_every: int = Field(
-        1,
-        ge=1,
-        le=8,
-        description="run the detector on every Nth frame; a frame in between leaves only once "
-        "frames on both sides of it were searched (needs lookahead >= detect_every - 1)",
-    )
-    sweep: int = Field(
-        1,
-        ge=1,
-        le=16,
-        description="CenterFace's fine pass (`detector.centerface.fine_scale`): spread its "
-        "regions over this many frames, so each part of the picture is searched finely once "
-        "every `sweep` frames at 1/sweep of the cost per frame. A face that appears is then "
-        "found within `sweep` frames; with lookahead >= sweep - 2 it shows on one frame at most",
-    )
-    whole_every: int = Field(
-        1,
-        ge=1,
-        le=4,
-        description="with a fine pass: run CenterFace's whole-frame pass (the large faces) on "
-        "every Nth frame only; a large face that appears is then found within N frames (so "
-        "lookahead >= N - 2 too)",
-    )
-    lookahead: int = Field(
-        2,
-        ge=0,
-        le=30,
-        description="frames held back so that a face found now is also drawn on the frames just "
-        "before it; every frame held counts against max_latency_ms",
+    min_fps: float = Field(
+        0.0,
+        ge=0.0,
+        le=240.0,
+        description="the lowest frame rate `veil run` may take to keep every frame it takes "
+        "searched in full (0 = fps: never lower). A camera is asked for the rate it picks; a "
+        "file or network source is decimated evenly, the frames not taken counted apart from "
+        "the frames lost. Below it, the run is degraded (`cannot keep up`) and exits 4",
     )
     queue: int = Field(
         2,
@@ -104,22 +83,15 @@ class LiveConfig(_Closed):
     )
 
     @property
-    def cycle(self) -> int:
-        """Searches in which a spread-out detector covers the whole picture, finely and whole:
-        any `sweep` consecutive ones search every fine region, any `whole_every` the whole frame."""
-        return max(self.sweep, self.whole_every)
+    def least_fps(self) -> float:
+        """The lowest rate a run may take: `min_fps`, or `fps` when unset."""
+        return self.min_fps or self.fps
 
     @model_validator(mode="after")
-    def _vouchable(self) -> LiveConfig:
-        if self.lookahead < self.detect_every - 1:
-            raise ValueError(
-                f"lookahead ({self.lookahead}) must be at least detect_every - 1 "
-                f"({self.detect_every - 1}), or frames between searches could not be vouched for"
-            )
-        if self.lookahead < self.cycle - 2:
-            raise ValueError(
-                f"lookahead ({self.lookahead}) must be at least max(sweep, whole_every) - 2 "
-                f"({self.cycle - 2}), or a face that appears could stay clear on several frames"
+    def _ordered(self) -> LiveConfig:
+        if self.min_fps > self.fps:
+            raise KeyedProblem(
+                ("min_fps",), f"must not exceed fps ({self.fps:g}): it is the lowest rate taken"
             )
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be at least reconnect_min_s")

@@ -10,12 +10,13 @@ from pathlib import Path
 from pydantic import ValidationError, model_validator
 
 from edge.config.base import Closed as _Closed
-from edge.config.errors import plain
+from edge.config.errors import KeyedProblem, located, plain
 from edge.config.input import InputConfig
 from edge.config.lines import key_lines, line_of
 from edge.config.live import LiveConfig, RecordConfig
 from edge.config.outputs import PreviewConfig, StreamOutConfig
 from edge.config.pipeline import AuditConfig, DetectorConfig, RedactConfig, TrackConfig, VideoConfig
+from edge.config.schedule import ScheduleConfig
 from edge.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -26,6 +27,7 @@ else:  # pragma: no cover
 
 class Config(_Closed):
     detector: DetectorConfig = DetectorConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
     track: TrackConfig = TrackConfig()
     redact: RedactConfig = RedactConfig()
     video: VideoConfig = VideoConfig()
@@ -37,13 +39,22 @@ class Config(_Closed):
     input: InputConfig = InputConfig()
 
     @model_validator(mode="after")
-    def _sweepable(self) -> Config:
-        rows, cols = self.detector.centerface.fine_grid
-        if self.live.sweep > rows * cols:
-            raise ValueError(
-                f"live.sweep ({self.live.sweep}) cannot exceed the fine pass's "
-                f"{rows}x{cols} regions"
-            )
+    def _keeps_up(self) -> Config:
+        """The latency budget must hold the frames a frame waits for its searches, at the
+        camera's rate and at `min_fps`, with the shortest sweep (`edge.run.pace` lengthens it only
+        where the budget holds it)."""
+        live, plan = self.live, self.schedule
+        for fps, sweep in ((live.fps, plan.sweep), (live.least_fps, plan.sweep)):
+            needed = plan.wait(sweep) * 1000.0 / fps
+            if live.max_latency_ms < needed:
+                raise KeyedProblem(
+                    ("live", "max_latency_ms"),
+                    f"{live.max_latency_ms:g} ms is shorter than the schedule needs: at "
+                    f"{fps:g} frames/s a sweep of {sweep} frames holds a frame "
+                    f"{plan.wait(sweep)} frames, {needed:.0f} ms; raise it or shorten "
+                    "schedule.sweep (or max_sweep)",
+                    absolute=True,
+                )
         return self
 
     def sha256(self) -> str:
@@ -86,9 +97,10 @@ def config_problems(path: Path) -> list[str]:
         lines = key_lines(text)
         out = []
         for error in exc.errors():
-            line = line_of(lines, tuple(error["loc"]))
+            loc = located(error)
+            line = line_of(lines, loc)
             where = f"{path}:{line}" if line is not None else str(path)
-            out.append(f"{where}: {'.'.join(str(p) for p in error['loc'])}: {plain(error, Config)}")
+            out.append(f"{where}: {'.'.join(str(p) for p in loc)}: {plain(error, Config)}")
         return out
     return []
 

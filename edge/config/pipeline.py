@@ -215,8 +215,9 @@ class TrackConfig(_Closed):
         15,
         ge=0,
         le=120,
-        description="recorded media only: frames held back so that a face is also covered in "
-        "the frames before its first detection and across short gaps (memory: this many frames)",
+        description="recorded media only: frames held back, at least what the schedule waits, "
+        "so that a face first found is followed back onto the frames before it (memory: this "
+        "many frames)",
     )
 
 

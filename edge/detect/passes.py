@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
 
 from edge.detect.detections import Detections
 from edge.frames import Pixels
@@ -37,7 +40,7 @@ class Pass:
         """Model input pixels: what the pass costs, near enough (time grows with them)."""
         return self.size[0] * self.size[1]
 
-    def answers_for(self, box: Sequence[float]) -> bool:
+    def answers_for(self, box: Sequence[float] | NDArray[np.floating[Any]]) -> bool:
         """Whether a face at `box` (x0, y0, x1, y1) is one this pass should find."""
         x0, y0, x1, y1 = (float(v) for v in box)
         size = max(x1 - x0, y1 - y0)

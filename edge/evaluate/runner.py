@@ -24,6 +24,7 @@ from edge.evaluate.protection import KEEP_LIMIT, kept_detail
 from edge.frames import Pixels, RawFrame, RedactedFrame
 from edge.redact import Redactor
 from edge.run import RunReport, redact_stream
+from edge.run.schedule import Schedule
 
 
 def score_faces(
@@ -80,8 +81,14 @@ class EvalRunner:
                 pending.append(raw)
                 yield RawFrame(raw.pixels.copy(), raw.index, raw.pts, raw.time_base)
 
+        detector = self._detector(still)
         stream = redact_stream(
-            feed(), self._detector(still), self.redactor, report, self.cfg.track, recorded=True
+            feed(),
+            detector,
+            self.redactor,
+            report,
+            self.cfg.track,
+            schedule=Schedule.of(detector, self.cfg.schedule),
         )
         for out in stream:
             if not pending or pending[0].index != out.index:

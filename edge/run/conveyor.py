@@ -22,8 +22,10 @@ from edge.config import TrackConfig
 from edge.detect.base import FaceDetector
 from edge.frames import RawFrame, RedactedFrame
 from edge.redact.redactor import Redactor
+from edge.run.pace import Pace
 from edge.run.realtime import Realtime
 from edge.run.report import RunReport
+from edge.run.schedule import Schedule
 from edge.run.vouch import redact_held, vouch
 from edge.sinks.base import Sink, Tap
 from edge.track import Held
@@ -100,9 +102,10 @@ class Hooks:
 
 class Conveyor:
     """Redacts every frame of `source` into `sink`, once (`run`); on any error the sink's output
-    is discarded. `realtime` makes it a live run (see the module docstring); it also holds back
-    `realtime.lookahead` frames instead of `track.lookahead`. Pass `report` to see the counts of
-    a run that ends in an error.
+    is discarded. `realtime` makes it a live run (see the module docstring); `schedule` spreads
+    the detector's passes over frames (`edge.run.schedule`), and a live run's `pace` decimates
+    the source and lengthens the sweep to keep up (`edge.run.pace`). Pass `report` to see the
+    counts of a run that ends in an error.
 
     One thread per stage (`_capture`, `_detect`, `_redact`, `_write`), and the caller's thread
     supervises (`_supervise`). The hooks, in the order one frame meets them:
@@ -133,9 +136,12 @@ class Conveyor:
         realtime: Realtime | None = None,
         report: RunReport | None = None,
         hooks: Hooks = Hooks(),
+        schedule: Schedule | None = None,
+        pace: Pace | None = None,
     ) -> None:
         self.source, self.detector, self.redactor, self.sink = source, detector, redactor, sink
         self.track, self.realtime, self.hooks = track, realtime, hooks
+        self.schedule, self.pace = schedule or Schedule(detector), pace
         self.report = report if report is not None else RunReport()
         self._live = realtime is not None
         self._stop = threading.Event()  # hard stop: an error, or a drain that took too long
@@ -207,15 +213,16 @@ class Conveyor:
                 with self._cut_lock:
                     if self._cut:
                         return
-                    self._count(raw)
-                if not self._live and not self._captured.put(raw):
+                    taken = self._count(raw)
+                if not self._live and taken and not self._captured.put(raw):
                     return
             self._captured.put(_DONE)
         except BaseException as exc:
             self._captured.put(exc)
 
-    def _count(self, raw: RawFrame) -> None:
-        """Count a captured frame; a live one goes into the queue at once (never waits)."""
+    def _count(self, raw: RawFrame) -> bool:
+        """Count a captured frame; a live one goes into the queue at once (never waits).
+        Returns whether the run takes it (`pace`)."""
         report = self.report
         report.frames_in += 1
         # Exposures the camera made that never reached Veil (picamera2 counts them): source
@@ -226,9 +233,13 @@ class Conveyor:
             report.frames_in += missed
             for _ in range(missed):
                 report.fail("camera-skipped", dropped=True)
+        if self.pace is not None and not self.pace.take():
+            report.not_taken += 1  # decimated evenly to keep up: counted apart, not lost
+            return False
         if self._live:  # a full queue drops its oldest frame
             for _ in range(self._captured.offer(raw)):
                 report.fail("overload", dropped=True)
+        return True
 
     # --- the detection thread ---
 
@@ -238,11 +249,14 @@ class Conveyor:
             self.detector,
             self.report,
             self.track,
-            recorded=not self._live,
+            schedule=self.schedule,
+            window=self.pace.longest_wait + 2 if self.pace is not None else None,
             realtime=self.realtime,
         ):
             if not self._vouched.put(held):
                 return
+            if self.pace is not None and (choice := self.pace.check(self.report)) is not None:
+                self.schedule.sweep = choice.sweep
         self._vouched.put(_DONE)
 
     def _from_capture(self) -> Iterator[RawFrame | None]:
@@ -342,10 +356,21 @@ def run(
     skipped: Callable[[RedactedFrame, BaseException], bool] | None = None,
     stopping: threading.Event | None = None,
     taps: Sequence[Tap] = (),
+    schedule: Schedule | None = None,
+    pace: Pace | None = None,
 ) -> RunReport:
     """One `Conveyor` run, its hooks passed by name (see `Conveyor` for when each is called)."""
     hooks = Hooks(on_frame=on_frame, observe=observe, skipped=skipped, taps=taps, stopping=stopping)
     conveyor = Conveyor(
-        source, detector, redactor, sink, track, realtime=realtime, report=report, hooks=hooks
+        source,
+        detector,
+        redactor,
+        sink,
+        track,
+        realtime=realtime,
+        report=report,
+        hooks=hooks,
+        schedule=schedule,
+        pace=pace,
     )
     return conveyor.run()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+CANNOT_KEEP_UP = "cannot keep up"  # the cause a run that loses too much at min_fps names
 WINDOW_S = 10.0  # a frame failed closed this recently keeps the run degraded
 
 # Each cause a frame fails closed for (RunReport.failures), as a person reads it.
@@ -70,10 +71,20 @@ def fault_lines(fresh: list[str]) -> list[str]:
 
 
 def degraded_because(
-    *, connected: bool, problem: str | None, storage_full: bool, faults: dict[str, int]
+    *,
+    connected: bool,
+    problem: str | None,
+    storage_full: bool,
+    faults: dict[str, int],
+    cannot_keep_up: bool = False,
 ) -> list[str]:
     """Every reason the run is degraded now, in words; empty when it is not."""
     found = []
+    if cannot_keep_up:
+        found.append(
+            f"{CANNOT_KEEP_UP}: even at the profile's min_fps this device loses more than 2 % of "
+            "the frames it takes; use a lighter profile, a faster device or an accelerator"
+        )
     if not connected:
         found.append(
             f"the camera is not delivering ({problem}); Veil keeps reopening it"

@@ -45,6 +45,7 @@ class RunReport:
     faces: int = 0
     obscured: int = 0  # frames covered whole because they could not be vouched for
     dropped: int = 0  # frames never output (a live source under overload, late, disk full)
+    not_taken: int = 0  # live: source frames let pass to keep up (edge.run.pace), not lost
     failures: Counter[str] = field(default_factory=Counter)  # dropped + obscured, by cause
     # Each stage's time per frame. decode (the source's own work, not its wait for a frame)
     # and encode (the sink's write) come from the threaded run (edge.run.conveyor) only.
@@ -76,6 +77,7 @@ class RunReport:
                 "dropped": self.dropped,
                 "obscured": self.obscured,
                 "faces": self.faces,
+                "not_taken": self.not_taken,
             }
             return counts, Counter(self.failures)
 

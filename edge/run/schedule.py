@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from edge.config import WAIT_SLACK, ScheduleConfig
 from edge.detect.passes import Pass, Searching
 from edge.track.flow import Box, Grey
 
@@ -54,7 +55,7 @@ class Plan:
     def unseen_for(self, box: Box, longest: int) -> int:
         """For a face found here for the first time: how many frames before this one it may
         have been there unfound, since a search that would have found it (at most `longest`)."""
-        ages = [age for p, age in zip(self.passes, self.ages) if p.answers_for(box)]
+        ages = [age for p, age in zip(self.passes, self.ages, strict=False) if p.answers_for(box)]
         return min(min(ages), longest) if ages else longest
 
 
@@ -73,7 +74,9 @@ class Schedule:
         gap = longest_gap if longest_gap is not None else sweep
         if gap < sweep:
             raise ValueError("longest_gap must be at least the sweep")
-        self.detector = detector if isinstance(detector, Searching) else None
+        # A still image's detector searches its own way (larger, upscaled): every frame whole.
+        searching = isinstance(detector, Searching) and not getattr(detector, "still", False)
+        self.detector: Searching | None = detector if searching else None  # type: ignore[assignment]
         self.sweep, self.whole_every, self.order, self.longest_gap = (
             sweep,
             whole_every,
@@ -87,6 +90,21 @@ class Schedule:
         self._last: list[int] = []  # per fine pass: the last frame it searched
         self._seen: list[NDArray[np.int16] | None] = []  # per fine pass: its thumbnail then
         self._thumb: NDArray[np.int16] | None = None
+
+    def wait(self) -> int:
+        """Frames a frame may wait, at most, before every part of it has been searched (the
+        sweep may change as a live run goes: `edge.run.pace`)."""
+        return max(self.sweep, self.whole_every) + WAIT_SLACK
+
+    @classmethod
+    def of(cls, detector: object, cfg: ScheduleConfig, sweep: int | None = None) -> Schedule:
+        return cls(
+            detector,
+            sweep=sweep or cfg.sweep,
+            whole_every=cfg.whole_every,
+            order=cfg.order,
+            longest_gap=max(cfg.gap, cfg.longest_sweep, sweep or cfg.sweep),
+        )
 
     @property
     def dense(self) -> bool:
@@ -138,9 +156,7 @@ class Schedule:
             return self._last_whole >= plan.index
         if self._whole and self._last_whole < plan.index:
             return False
-        return all(
-            last >= plan.index or i in plan.unchanged for i, last in enumerate(self._last)
-        )
+        return all(last >= plan.index or i in plan.unchanged for i, last in enumerate(self._last))
 
     def pixels_per_frame(self, height: int, width: int) -> float:
         """Model input pixels a frame costs on average (what the schedule's time grows with)."""

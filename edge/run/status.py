@@ -98,6 +98,7 @@ class StatusBoard:
         self.sink_state: object | None = None  # the recording, once open: is a segment open
         # The onnxruntime execution provider CenterFace runs on, once the detector is built.
         self.detector_provider: str | None = None
+        self.pace: Any = None  # edge.run.pace.Pace: what the run chose to keep up
         self.state: State = "running"
         # Side outputs (the preview, the stream out) by name: their counts, shown as `outputs`.
         self.outputs: dict[str, Callable[[], dict[str, int]]] = {}
@@ -121,6 +122,7 @@ class StatusBoard:
                 problem=getattr(self.source_state, "problem", None),
                 storage_full=self.storage_full,
                 faults=self._faults.recent(now),
+                cannot_keep_up=bool(getattr(self.pace, "cannot", False)),
             )
             self.state = "degraded" if because else "running"
             for line in fault_lines(fresh):
@@ -161,6 +163,9 @@ class StatusBoard:
             "latency_ms": _recent(r.latency),
             "detect_ms": detect,
             "detector_provider": self.detector_provider,
+            # The frame rate taken and the sweep chosen to keep up, and why (edge.run.pace).
+            "schedule": self.pace.status() if self.pace is not None else None,
+            "not_taken": r.not_taken,
             # The whole run's (its last 100,000 frames), once it has stopped.
             "run_latency_ms": _whole(r.latency) if self.state == "stopped" else None,
             "run_detect_ms": _whole(r.detect) if self.state == "stopped" else None,

@@ -49,14 +49,18 @@ def vouch(
     """Detect and track `frames`, yielding each (except late ones dropped) once vouched for.
 
     `schedule`: which passes each frame gets (default: every pass on every frame). `window`: the
-    most frames held at once (default: `track.lookahead`, and at least what the schedule needs);
-    a frame pushed out before it was vouched for gets the rest of its searches at once. `None`
-    in `frames` is a live source's idle tick: a chance to let out frames that are due.
+    most frames held at once (default: recorded media `track.lookahead`, a live source what the
+    schedule waits; never less than that); a frame pushed out before it was vouched for gets the
+    rest of its searches at once, or, live, is obscured as late (a full search would make every
+    frame behind it late). `None` in `frames` is a live source's idle tick: a chance to let out
+    frames that are due.
     """
     cfg = track or TrackConfig()
     plan_of = schedule or Schedule(detector)
-    wait = max(plan_of.sweep, plan_of.whole_every)
-    held: Window[RawFrame] = Window(max(window or cfg.lookahead, wait + _SLACK))
+    needed = plan_of.wait() + _SLACK
+    held: Window[RawFrame] = Window(
+        max(window or (needed if realtime is not None else cfg.lookahead), needed)
+    )
     tracker = Tracker(cfg)
     plans: dict[int, Plan] = {}
     n = 0
@@ -98,11 +102,15 @@ def vouch(
             pushed = list(held.push(entry))
             if coverage is not None:
                 for box in coverage.births:
-                    held.backfill(box, plan.unseen_for(box, wait + 1))
+                    held.backfill(box, plan.unseen_for(box, plan_of.wait() + 1))
             report.track.add((time.perf_counter() - start) * 1000.0)
             n += 1
             for out in pushed:
-                if not ready(out):  # the window is full: it cannot wait for later searches
+                if ready(out):
+                    pass
+                elif realtime is not None:  # the window is full: it waited too long
+                    out.failed = out.failed or "late"
+                else:  # it cannot wait for later searches: they are done at once
                     _complete(detector, plan_of, out, report)
                 yield leave(out)
         yield from map(leave, held.release(ready))

@@ -83,9 +83,7 @@ class Tracker:
         """Where each track is now (for planning searches around known faces)."""
         return [t.box.copy() for t in self._tracks]
 
-    def update(
-        self, found: Detections, grey: Grey, covered: Covered | None = None
-    ) -> Coverage:
+    def update(self, found: Detections, grey: Grey, covered: Covered | None = None) -> Coverage:
         """Take the next frame (its grey picture, and the detections of this frame's searches,
         possibly none); return what to redact on it. `covered(box)`: whether this frame's
         searches covered a face at `box` (a miss there counts against its track).
@@ -228,9 +226,7 @@ def _iou(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
     return np.where(union > 0, inter / np.maximum(union, 1e-9), 0.0)
 
 
-def _with_boxes(
-    found: Detections | None, extra: list[Box], height: int, width: int
-) -> Detections:
+def _with_boxes(found: Detections | None, extra: list[Box], height: int, width: int) -> Detections:
     """`found` (unchanged) plus `extra` boxes clipped to the frame (those left with no area
     dropped)."""
     added = boxes_on_frame(extra, height, width)

@@ -1,0 +1,242 @@
+"""Adapt to the device: the frame rate and sweep a live run can hold with every frame it takes
+searched in full.
+
+At start `calibrate` times each kind of detector pass on a picture of the camera's size (the
+whole frame once, the fine regions of one sweep), and `choose` takes, of the rates the profile
+allows (the camera's `fps` evenly decimated, never below `min_fps`) and the sweeps it allows
+(`schedule.sweep` up to `max_sweep`, each bounded by `max_latency_ms`), the highest rate and then
+the shortest sweep whose detector time fits `SHARE` of the device's time: the rest is decoding,
+following faces, redacting and encoding. As it runs, `check` looks at what it lost: more than
+`LOSS` of the frames taken in the last `_LOOK_S` moves it to the option that fits the time the
+detector really took, and at the last option (`min_fps`, the longest sweep) such a loss over
+`JUDGE_S` (or the whole run, if shorter, once it ran `_FIRST_S`) is "cannot keep up".
+
+Decimation is even and counted: `take` lets `rate / fps` of the source's frames through, each
+frame let pass is `not_taken`, never dropped. A camera that can be asked for a rate is asked for
+the chosen one instead (`edge.cli.run_cmd`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from edge.config import LiveConfig, ScheduleConfig
+from edge.detect.passes import Searching
+from edge.run.report import RunReport
+
+SHARE = 0.5  # of the device's time, for the detector: decode, tracking and x264 share the rest
+LOSS = 0.02  # the most of the frames taken a run may lose (late, overload) and keep up
+JUDGE_S = 60.0  # the span a loss is judged over
+_FIRST_S = 5.0  # before this, a run has not lost enough frames to be judged
+_LOOK_S = 2.0  # how often, and over how long, `check` looks at the losses
+_KEEP_UP = ("overload", "late")  # the causes that mean the device is too slow
+# The shares of the camera's rate a run may take, highest first: each is an even decimation.
+_RATES = tuple(
+    Fraction(n, d) for n, d in ((1, 1), (5, 6), (3, 4), (2, 3), (1, 2), (2, 5), (1, 3), (1, 4))
+) + tuple(Fraction(1, d) for d in (5, 6, 8, 10, 15, 30))
+
+
+@dataclass(frozen=True)
+class Costs:
+    """Milliseconds, measured: one whole-frame pass, and every fine pass of a sweep together."""
+
+    whole_ms: float
+    fine_ms: float
+
+    def per_second(self, fps: float, sweep: int, whole_every: int) -> float:
+        """Detector time a second at `fps` taken frames a second with this sweep."""
+        return fps * (self.whole_ms / whole_every + self.fine_ms / sweep)
+
+
+@dataclass(frozen=True)
+class Choice:
+    share: Fraction  # of the source's frames taken
+    fps: float  # taken a second
+    sweep: int
+    keeps_up: bool  # predicted (at start) or seen (as it runs)
+    reason: str  # "calibrated", "losing-frames", "cannot-keep-up"
+
+    def words(self, source_fps: float, whole_every: int, costs: Costs | None) -> str:
+        taken = f"{self.fps:.3g} of {source_fps:.3g} frames/s"
+        cost = (
+            f" (measured: whole frame {costs.whole_ms:.0f} ms, fine regions "
+            f"{costs.fine_ms:.0f} ms a sweep)"
+            if costs
+            else ""
+        )
+        whole = f", the whole frame every {whole_every}" if whole_every > 1 else ""
+        return f"taking {taken}, fine sweep over {self.sweep} frame(s){whole}{cost}"
+
+
+def calibrate(detector: object, height: int, width: int, repeats: int = 2) -> Costs | None:
+    """Time the detector's passes on a `height` x `width` picture (noise: the cost of a pass
+    does not depend on what it shows). None for a detector without passes."""
+    if not isinstance(detector, Searching):
+        return None
+    picture = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    passes = detector.passes(height, width)
+    whole = [p for p in passes if p.kind == "whole"]
+    fine = [p for p in passes if p.kind == "fine"]
+
+    def timed(chosen: list[object]) -> float:
+        if not chosen:
+            return 0.0
+        detector.search(picture, chosen, 0)  # type: ignore[arg-type]  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            began = time.perf_counter()
+            detector.search(picture, chosen, 0)  # type: ignore[arg-type]
+            best = min(best, (time.perf_counter() - began) * 1000.0)
+        return best
+
+    return Costs(timed(list(whole)), timed(list(fine)))
+
+
+class Pace:
+    """A live run's choice of rate and sweep, and its decimation (thread-safe)."""
+
+    def __init__(self, live: LiveConfig, schedule: ScheduleConfig, costs: Costs | None) -> None:
+        self.source_fps, self.costs = live.fps, costs
+        self.whole_every, self.order = schedule.whole_every, schedule.order
+        self.options = _options(live, schedule)
+        # Frames a frame may wait for its searches at the longest sweep the run may choose.
+        self.longest_wait = max(schedule.wait(sweep) for _, sweep in self.options)
+        self._lock = threading.Lock()
+        self._at = 0  # index into options
+        self._credit = Fraction(0)
+        self.cannot = False  # judged: even the last option loses more than LOSS
+        self.logged = False  # the first choice has reached the audit log (edge.cli.run_cmd)
+        self._by_camera = False  # the camera was asked for the chosen rate: no decimation
+        self.changes: deque[Choice] = deque()  # choices not yet logged (the audit trail's)
+        self.choice = self._first()
+        self._marks: deque[tuple[float, int, int]] = deque()  # (time, taken, lost)
+        self._last_look = time.monotonic()
+        self._started = self._last_look
+        self._marks.append((self._started, 0, 0))  # the run's counts start at nothing
+
+    def _first(self) -> Choice:
+        for i, (share, sweep) in enumerate(self.options):
+            fps = float(share) * self.source_fps
+            if self.costs is None or (
+                self.costs.per_second(fps, sweep, self.whole_every) <= SHARE * 1000.0
+            ):
+                self._at = i
+                return self._record(Choice(share, fps, sweep, True, "calibrated"))
+        self._at = len(self.options) - 1
+        share, sweep = self.options[-1]
+        return self._record(
+            Choice(share, float(share) * self.source_fps, sweep, False, "calibrated")
+        )
+
+    def _record(self, choice: Choice) -> Choice:
+        self.changes.append(choice)
+        return choice
+
+    @property
+    def sweep(self) -> int:
+        return self.choice.sweep
+
+    def words(self) -> str:
+        return self.choice.words(self.source_fps, self.whole_every, self.costs)
+
+    def camera_rate(self) -> None:
+        """The camera was opened at the chosen rate: every frame it delivers is taken. A later
+        change of rate decimates what it delivers."""
+        with self._lock:
+            self._by_camera, self._camera_share = True, self.choice.share
+
+    def take(self) -> bool:
+        """For each frame the source delivers: whether the run takes it (an even decimation)."""
+        with self._lock:
+            share = self.choice.share
+            if self._by_camera:
+                share = min(Fraction(1), share / self._camera_share)
+            self._credit += share
+            if self._credit >= 1:
+                self._credit -= 1
+                return True
+            return False
+
+    def check(
+        self, report: RunReport, now: float | None = None, *, final: bool = False
+    ) -> Choice | None:
+        """Look at the frames lost since the last look (every `_LOOK_S`, and once more at the
+        end of the run, `final`); returns a new choice when it made one."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if now - self._last_look < _LOOK_S and not final:
+                return None
+            self._last_look = now
+            taken = report.frames_in - report.not_taken
+            lost = sum(report.failures[c] for c in _KEEP_UP)
+            self._marks.append((now, taken, lost))
+            while self._marks and now - self._marks[0][0] > JUDGE_S:
+                self._marks.popleft()
+            if len(self._marks) < 2:
+                return None
+            t1, n1, l1 = self._marks[-1]
+            t0, n0, l0 = self._marks[-2]
+            recent = (l1 - l0) / max(1, n1 - n0)
+            if recent > LOSS and self._at < len(self.options) - 1 and not final:
+                return self._slower(report)
+            if self._at == len(self.options) - 1 and not self.cannot:
+                tj, nj, lj = self._marks[0]
+                span_lost = (l1 - lj) / max(1, n1 - nj)
+                if now - self._started >= _FIRST_S and span_lost > LOSS:
+                    self.cannot = True
+                    share, sweep = self.options[self._at]
+                    fps = float(share) * self.source_fps
+                    self.choice = Choice(share, fps, sweep, False, "cannot-keep-up")
+                    return self._record(self.choice)
+            return None
+
+    def _slower(self, report: RunReport) -> Choice:
+        """The next option whose detector time, scaled by what the detector really took against
+        what was measured at start, fits; the last option if none does."""
+        share, sweep = self.options[self._at]
+        fps = float(share) * self.source_fps
+        predicted = self.costs.per_second(fps, sweep, self.whole_every) if self.costs else 0.0
+        seen = report.detect.mean() * fps  # ms of detector a second, as it ran
+        scale = max(1.0, seen / predicted) if predicted > 0 else 2.0
+        for i in range(self._at + 1, len(self.options)):
+            share, sweep = self.options[i]
+            fps = float(share) * self.source_fps
+            cost = self.costs.per_second(fps, sweep, self.whole_every) if self.costs else 0.0
+            if self.costs is None or cost * scale <= SHARE * 1000.0 or i == len(self.options) - 1:
+                break
+        self._at = i
+        self.choice = Choice(share, fps, sweep, False, "losing-frames")
+        return self._record(self.choice)
+
+    def status(self) -> dict[str, object]:
+        c = self.choice
+        return {
+            "fps_taken": round(c.fps, 2),
+            "source_fps": self.source_fps,
+            "sweep": c.sweep,
+            "whole_every": self.whole_every,
+            "order": self.order,
+            "reason": c.reason,
+            "cannot_keep_up": self.cannot,
+        }
+
+
+def _options(live: LiveConfig, schedule: ScheduleConfig) -> list[tuple[Fraction, int]]:
+    """Every (share of frames taken, sweep) the profile allows, cheapest last: each rate from
+    the highest, with each sweep the latency budget holds at it, shortest first."""
+    out: list[tuple[Fraction, int]] = []
+    for share in _RATES:
+        fps = float(share) * live.fps
+        if fps < live.least_fps - 1e-9:
+            break
+        for sweep in range(schedule.sweep, schedule.longest_sweep + 1):
+            if schedule.wait(sweep) * 1000.0 / fps <= live.max_latency_ms:
+                out.append((share, sweep))
+    # `Config` checks that the shortest sweep fits at `fps`: there is always one.
+    return out or [(Fraction(1), schedule.sweep)]
