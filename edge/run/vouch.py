@@ -89,7 +89,7 @@ def vouch(
             plans[n] = plan
             found, failed = (Detections.empty(), raw_failed)
             if failed is None:
-                found, failed = _search(detector, picture, plan, report)
+                found, failed = _search(detector, picture, plan, report, plan_of.dense)
             if failed is None:
                 plan_of.searched(plan)
             start = time.perf_counter()
@@ -140,7 +140,7 @@ def _complete(
     picture = _picture(held.item)
     height, width = picture.shape[:2]
     plan = Plan(held.index, schedule.passes(height, width), held.index // schedule.sweep)
-    found, failed = _search(detector, picture, plan, report)
+    found, failed = _search(detector, picture, plan, report, schedule.dense)
     if failed is not None:
         held.failed = held.failed or failed
         return []
@@ -168,11 +168,15 @@ def _picture(raw: RawFrame) -> Pixels:
 
 
 def _search(
-    detector: FaceDetector, picture: Pixels, plan: Plan, report: RunReport
+    detector: FaceDetector, picture: Pixels, plan: Plan, report: RunReport, dense: bool
 ) -> tuple[Detections, str | None]:
+    """`dense`: the schedule searches every frame whole (`detect`), as it does with a still
+    image's detector, which has passes too."""
     start = time.perf_counter()
     try:
-        if isinstance(detector, Searching) and plan.passes:
+        if dense:
+            found = detector.detect(picture)
+        elif isinstance(detector, Searching) and plan.passes:
             found = detector.search(picture, plan.passes, plan.cycle)
         elif isinstance(detector, Searching):
             return Detections.empty(), None  # nothing scheduled on this frame
