@@ -80,7 +80,8 @@ def render_tables(v: Verdict) -> str:
         for f in v.files.values()
     ]
     outputs = [[r.run[:8], name, what] for r in v.runs for name, what in r.outputs.items()]
-    header = ["run", "started (UTC)", "status", "in", "out", "dropped", "obscured", "faces"]
+    counts = ["in", "out", "dropped", "obscured", "faces", "not-taken"]  # `COUNTS`, in its order
+    header = ["run", "started (UTC)", "status", *counts]
     return "\n\n".join(
         [
             _table([*header, "files", "fail-closed"], runs),

@@ -75,6 +75,7 @@ def test_show_renders_runs_and_files(audited_run: AuditedRun) -> None:
         "dropped",
         "obscured",
         "faces",
+        "not-taken",
         "files",
         "fail-closed",
     ]
@@ -135,7 +136,7 @@ def test_runs_append_to_one_log_given_with_audit_log(
 
 def test_a_fail_closed_run_exits_3_and_logs_each_cause(sample_clip: Clip, tmp_path: Path) -> None:
     flaky = FlakyDetector(every=10)
-    with patch.dict(DETECTORS, {"centerface": lambda cfg, still, sweep: flaky}):
+    with patch.dict(DETECTORS, {"centerface": lambda cfg, still: flaky}):
         code = main(["redact", str(sample_clip.path), "-o", str(tmp_path / "o.mp4")])
     assert code == 3
     verdict = verify_log(tmp_path / DEFAULT_LOG_NAME, media=tmp_path)
