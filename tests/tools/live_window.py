@@ -1,9 +1,10 @@
 """A live profile's search schedule on an annotated clip, in memory and without a clock.
 
 The frames go through the same `vouch()` and `redact_held()` as `veil run`, with the profile's
-[live] window, sweep and whole-frame schedule, but no deadline: every frame is vouched for, so
-the share of face-frames protected is what the schedule gives when the device keeps up (what a
-live run loses to dropped frames comes on top). Scored with `veil eval`'s face-detail measure.
+[schedule] (or `--sweep`) and a live run's window, but no deadline: every frame is vouched for,
+so the share of face-frames protected is what the schedule gives when the device keeps up (what
+a live run loses to dropped frames, or to frames not taken, comes on top). Scored with `veil
+eval`'s face-detail measure.
 
     .venv/bin/python tests/tools/live_window.py ../shared/eval/live configs/bodycam.toml
 """
@@ -25,27 +26,26 @@ from edge.evaluate.metrics import longest_run  # noqa: E402
 from edge.evaluate.protection import is_protected  # noqa: E402
 from edge.redact import Redactor  # noqa: E402
 from edge.run import Realtime, RunReport, redact_held, vouch  # noqa: E402
+from edge.run.schedule import Schedule  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("set_dir", type=Path)
     parser.add_argument("config", type=Path)
-    parser.add_argument("--lookahead", type=int, help="override [live] lookahead")
+    parser.add_argument("--sweep", type=int, help="override [schedule] sweep")
     args = parser.parse_args()
     cfg = load_config(args.config)
-    live = cfg.live
-    realtime = replace(Realtime.of(live), max_latency_ms=1e9)
-    if args.lookahead is not None:
-        realtime = replace(realtime, lookahead=args.lookahead)
+    realtime = replace(Realtime.of(cfg.live), max_latency_ms=1e9)
     evalset = load_evalset(args.set_dir)
     for item in evalset.videos:
         truth = {f.index: f.faces for f in item.frames}
-        detector = build_detector(cfg.detector, sweep=(live.sweep, live.whole_every))
+        detector = build_detector(cfg.detector)
+        schedule = Schedule.of(detector, cfg.schedule, args.sweep)
         frames = list(VideoFileSource(args.set_dir / item.file).frames())
         before = {f.index: f.pixels.copy() for f in frames}
         report = RunReport()
-        held = vouch(frames, detector, report, cfg.track, recorded=False, realtime=realtime)
+        held = vouch(frames, detector, report, cfg.track, schedule=schedule, realtime=realtime)
         protected = total = 0
         leaks: list[bool] = []
         for out in redact_held(held, Redactor(cfg.redact), report):
@@ -58,7 +58,7 @@ def main() -> None:
             leaks.append(leak)
         share = protected / total if total else 1.0
         print(
-            f"{item.file}: window {realtime.lookahead}, sweep {live.sweep}: "
+            f"{item.file}: sweep {schedule.sweep}, whole every {schedule.whole_every}: "
             f"{protected}/{total} face-frames protected ({share:.2%}), "
             f"{sum(leaks)} frames with a leak, longest run {longest_run(leaks)}"
         )

@@ -198,7 +198,7 @@ def test_tile_count_follows_the_setting() -> None:
 def test_factory_uses_video_and_still_tiles() -> None:
     cfg = DetectorConfig(backend="blazeface", blazeface=BlazeFaceConfig(tiles=1, still_tiles=5))
     factory = DETECTORS["blazeface"]
-    video, still = factory(cfg, False, (1, 1)), factory(cfg, True, (1, 1))
+    video, still = factory(cfg, False), factory(cfg, True)
     assert isinstance(video, BlazeFace) and isinstance(still, BlazeFace)
     assert (video.tiles, still.tiles) == (1, 5)
     assert video.model == "full" and video.threshold == 0.3 and video.nms_iou == cfg.nms_iou

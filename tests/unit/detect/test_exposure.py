@@ -24,6 +24,8 @@ from edge.evaluate.protection import is_protected
 from edge.evaluate.size_sweep import apply_condition, render_face
 from edge.frames import RawFrame
 from edge.redact import Redactor
+from edge.run.schedule import Schedule
+from edge.track.flow import grey
 
 
 def _luma(image: np.ndarray) -> float:
@@ -118,22 +120,20 @@ def test_video_alternates_a_dark_input_by_sweep_cycle_at_no_extra_cost() -> None
     profile = load_config(path).model_dump()
     profile["detector"]["low_light"]["mode"] = "alternate"
     cfg = Config.model_validate(profile)
-    sweep = (cfg.live.sweep, cfg.live.whole_every)
-    detector: Any = build_detector(cfg.detector, sweep=sweep)
+    detector: Any = build_detector(cfg.detector)
+    schedule = Schedule.of(detector, cfg.schedule)
     counting = _Counting(detector._session)
     detector._session = counting
     bright = cv2.resize(_astronaut(), (1280, 720))
     dark, _ = _dusk(bright, size=60)
     dark = cv2.resize(dark, (1280, 720))
-    cycle = max(sweep)
+    cycle = max(cfg.schedule.sweep, cfg.schedule.whole_every)
     per_frame = []
-    for _ in range(2 * cycle):
+    for n, picture in enumerate([dark] * 2 * cycle + [bright] * 2 * cycle):
+        plan = schedule.plan(n, grey(picture))
         counting.calls = 0
-        detector.detect(dark)
-        per_frame.append(counting.calls)
-    for _ in range(2 * cycle):
-        counting.calls = 0
-        detector.detect(bright)
+        detector.search(picture, plan.passes, plan.cycle)
+        schedule.searched(plan)
         per_frame.append(counting.calls)
     assert per_frame[: 2 * cycle] == per_frame[2 * cycle :]  # the same passes, dark or bright
     # The first cycle saw the dark frame as it is, the second lifted: every region both ways.

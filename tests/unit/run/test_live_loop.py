@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import av
@@ -23,9 +24,12 @@ from edge.capture.file_live import FileLiveSource
 from edge.capture.live import RunClock
 from edge.config import Config, RedactConfig
 from edge.detect import Detections, FaceDetector, build_detector
+from edge.detect.passes import Pass, Region
+from edge.detect.sweep import grid_regions
 from edge.frames import Pixels, RedactedFrame
 from edge.redact import Redactor
 from edge.run import Realtime, RunReport, run
+from edge.run.schedule import Schedule
 from edge.sample import Box
 from edge.sinks.base import Published, require_redacted
 
@@ -177,18 +181,78 @@ def test_a_failing_detector_obscures_every_frame(sample_clip: Clip) -> None:
     assert report.failures["detector: RuntimeError"] == report.obscured == len(sink.frames)
 
 
-def test_every_third_frame_searched_and_each_frame_vouched_from_both_sides(
+class Strips:
+    """The real detector as a `Searching` one: three overlapping vertical strips, each pass
+    keeping only the faces that lie whole in its strip. Logs each search: the picture and the
+    strips searched on it."""
+
+    name = "strips"
+
+    def __init__(self, inner: FaceDetector) -> None:
+        self._inner = inner
+        self.log: list[tuple[Pixels, tuple[Region, ...]]] = []
+
+    def passes(self, height: int, width: int) -> list[Pass]:
+        # A face of up to 2 x 100 px lies whole in one strip (`grid_regions`).
+        return [
+            Pass("fine", r, (height, width), (0.0, 200.0), r)
+            for r in grid_regions(height, width, 1, 3, 100)
+        ]
+
+    def search(self, image: Pixels, passes: Sequence[Pass], cycle: int | None) -> Detections:
+        self.log.append((image, tuple(p.region for p in passes)))
+        found = self._inner.detect(image)
+        keep = [i for i, box in enumerate(found.xyxy) if any(p.answers_for(box) for p in passes)]
+        return Detections(found.xyxy[keep], found.scores[keep])
+
+    def detect(self, image: Pixels) -> Detections:
+        return self.search(image, self.passes(*image.shape[:2]), None)
+
+
+class VouchingSink(KeepingSink):
+    """Checks, as each frame arrives, that every strip was searched on it or a later frame."""
+
+    def __init__(self, strips: Strips) -> None:
+        super().__init__()
+        self.strips = strips
+        self.early: list[int] = []
+
+    def write(self, frame: RedactedFrame) -> None:
+        log = list(self.strips.log)
+        at = next(i for i, (image, _) in enumerate(log) if image is frame.pixels)
+        searched = {r for _, regions in log[at:] for r in regions}
+        if searched != {r for _, regions in log for r in regions}:
+            self.early.append(frame.index)
+        super().write(frame)
+
+
+def test_a_sweep_searches_one_strip_a_frame_and_each_frame_leaves_once_all_were_searched(
     sample_clip: Clip, blazeface
 ) -> None:
-    counting = Slow(blazeface, 0.0)
-    # A budget and a queue no load on a test machine exhausts: this is about vouching, not speed.
-    rt = Realtime(max_latency_ms=3000.0, detect_every=3, lookahead=2, queue=16)
-    sink, report = live_run(sample_clip, counting, rt)
+    strips = Strips(blazeface)
+    clock = RunClock()
+    source = FileLiveSource(sample_clip.path, clock, realtime=True, loop=False)
+    sink = VouchingSink(strips)
+    # A budget and a queue (the whole clip) no load on a test machine exhausts: this is about
+    # vouching, not speed.
+    rt = Realtime(max_latency_ms=3000.0, queue=len(sample_clip.truth))
+    report = run(
+        source,
+        strips,
+        Redactor(RedactConfig()),
+        sink,
+        Config().track,
+        realtime=rt,
+        schedule=Schedule(strips, sweep=3),
+    )
     accounted(report)
     assert report.dropped == 0 and report.obscured == 0
     n = report.frames_in
-    # Every third frame, plus the frames after the last search (searched at the end).
-    assert n / 3 <= counting.calls <= n / 3 + 3
+    # One strip a frame, in turn; the end of the stream searches the newest frame in full.
+    every = tuple(grid_regions(720, 1280, 1, 3, 100))
+    assert [regions for _, regions in strips.log[:n]] == [(every[i % 3],) for i in range(n)]
+    assert [regions for _, regions in strips.log[n:]] in ([], [every])
+    assert sink.early == []
     large = [
         (f, b) for f in sink.frames for b in sample_clip.truth[f.index] if min(b[2], b[3]) >= 60
     ]

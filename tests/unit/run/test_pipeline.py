@@ -102,7 +102,7 @@ def test_cli_reports_fail_closed_frames(
     sample_clip: Clip, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     flaky = FlakyDetector(every=10)
-    with patch.dict(DETECTORS, {"centerface": lambda cfg, still, sweep: flaky}):
+    with patch.dict(DETECTORS, {"centerface": lambda cfg, still: flaky}):
         code = main(["redact", str(sample_clip.path), "-o", str(tmp_path / "o.mp4")])
     assert code == 3  # written, but not every frame could be vouched for
     err = capsys.readouterr().err
