@@ -5,6 +5,7 @@ them the test is skipped, or fails under CI=true."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 _V1 = Path("/sys/fs/cgroup/cpu")
 _V2 = Path("/sys/fs/cgroup")
 _PERIOD_US = 20_000  # short, so that throttling adds little jitter
+_SERIAL = itertools.count()  # each group's own name within this process
 
 
 def _unavailable(reason: str) -> None:
@@ -73,7 +75,7 @@ def cpu_slice(share: float) -> Iterator[tuple[Path, int]]:
     """A cgroup held to `share` of one CPU, and the CPU to pin to (the highest this process may
     use: CPU 0 is the one other work is most likely to be timed on)."""
     cpu = max(os.sched_getaffinity(0))
-    group = _make(f"veil-test-{os.getpid()}-{id(share)}", max(1000, round(share * _PERIOD_US)))
+    group = _make(f"veil-test-{os.getpid()}-{next(_SERIAL)}", max(1000, round(share * _PERIOD_US)))
     try:
         yield group, cpu
     finally:

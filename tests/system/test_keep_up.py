@@ -12,6 +12,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import pytest
 
 from conftest import ROOT, Clip, veil
 from edge.config import load_config
@@ -113,6 +114,7 @@ def test_a_run_that_cannot_search_every_frame_takes_an_even_share_and_counts_the
     assert_verifies(out)
 
 
+@pytest.mark.slow
 def test_a_tenth_of_a_core_cannot_keep_up_and_says_so(sample_clip: Clip, tmp_path: Path) -> None:
     out = tmp_path / "rec"
     args = played(
