@@ -130,7 +130,7 @@ def test_video_alternates_a_dark_input_by_sweep_cycle_at_no_extra_cost() -> None
     cycle = max(cfg.schedule.sweep, cfg.schedule.whole_every)
     per_frame = []
     for n, picture in enumerate([dark] * 2 * cycle + [bright] * 2 * cycle):
-        plan = schedule.plan(n, grey(picture))
+        plan = schedule.plan(n, grey(np.asarray(picture, np.uint8)))
         counting.calls = 0
         detector.search(picture, plan.passes, plan.cycle)
         schedule.searched(plan)

@@ -1,8 +1,10 @@
-"""The fine pass over video frames (`edge.detect.sweep`): its regions, how a live source spreads
-them over frames, and the real CenterFace model finding a bystander-sized face with it."""
+"""The fine pass over video frames (`edge.detect.sweep`): its regions, how a run spreads them over
+frames (`edge.run.schedule`), and the real CenterFace model finding a bystander-sized face with
+it."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
@@ -13,8 +15,14 @@ from conftest import ASTRONAUT_FACE, ROOT
 from edge.config import DetectorConfig, load_config
 from edge.detect import build_detector
 from edge.detect.centerface import CenterFace
-from edge.detect.sweep import Sweep, grid_regions
+from edge.detect.detections import Detections
+from edge.detect.passes import Pass
+from edge.detect.sweep import grid_regions
 from edge.errors import ConfigError
+from edge.frames import Pixels, RawFrame
+from edge.run import Realtime, RunReport, vouch
+from edge.run.schedule import Schedule
+from edge.track.flow import grey
 
 Box = tuple[float, float, float, float]
 CONFIGS = ROOT / "configs"
@@ -48,38 +56,21 @@ def test_a_face_wider_than_twice_the_margin_can_fall_between_regions() -> None:
     assert not any(_inside(face, r) for r in regions)
 
 
-def test_a_sweep_searches_each_region_once_per_cycle() -> None:
-    every = grid_regions(720, 1280, 2, 4, 32)
-    sweep = Sweep(2, 4, 32, frames=4, whole_every=2)
-    seen: list[tuple[int, int, int, int]] = []
-    wholes = []
-    for _ in range(4):
-        whole, share = sweep.next_frame(720, 1280)
-        wholes.append(whole)
-        assert len(share) == 2  # 8 regions over 4 frames: the same cost each frame
-        seen += share
-    assert sorted(seen) == sorted(every)
-    assert wholes == [True, False, True, False]
-    assert sweep.next_frame(720, 1280)[1] == [every[0], every[4]]  # the next cycle starts over
-
-
-def test_a_sweep_cannot_span_more_frames_than_it_has_regions() -> None:
-    with pytest.raises(ValueError, match="spans 1 to 4 frames"):
-        Sweep(1, 4, 32, frames=5)
-
-
-def test_the_profile_rejects_a_sweep_longer_than_its_grid(tmp_path: Path) -> None:
+def test_the_profile_rejects_an_empty_grid_and_a_wait_its_budget_cannot_hold(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "p.toml"
-    path.write_text("[detector.centerface]\nfine_grid = [1, 2]\n[live]\nsweep = 3\n")
-    with pytest.raises(ConfigError, match="live.sweep"):
-        load_config(path)
-    # The whole-frame pass spread wider than the strips sets the wait too.
-    path.write_text("[live]\nsweep = 2\nwhole_every = 4\nlookahead = 1\n")
-    with pytest.raises(ConfigError, match="whole_every"):
-        load_config(path)
     path.write_text("[detector.centerface]\nfine_grid = [0, 2]\n")
     with pytest.raises(ConfigError, match="fine_grid"):
         load_config(path)
+    # The whole-frame pass spread wider than the strips sets the wait too: 5 frames at 30
+    # frames/s is 167 ms, where the whole frame every other frame waits 3 (100 ms).
+    budget = "[live]\nfps = 30.0\nmax_latency_ms = 150.0\n"
+    path.write_text(f"[schedule]\nsweep = 2\nwhole_every = 4\n{budget}")
+    with pytest.raises(ConfigError, match="max_latency_ms"):
+        load_config(path)
+    path.write_text(f"[schedule]\nsweep = 2\nwhole_every = 2\n{budget}")
+    assert load_config(path).schedule.wait() == 3
 
 
 def _bystander_frame(astronaut: np.ndarray) -> tuple[np.ndarray, Box]:
@@ -113,23 +104,24 @@ def test_the_fine_pass_finds_a_face_the_whole_frame_pass_misses(astronaut: np.nd
     frame, face = _bystander_frame(astronaut)
     coarse = CenterFace(max_side=320, max_downscale=4.0)
     assert not _found(coarse.detect(frame).xyxy, face)
-    fine = CenterFace(max_side=320, max_downscale=4.0, fine_scale=0.75, sweep=Sweep(1, 4, 32))
+    fine = CenterFace(max_side=320, max_downscale=4.0, fine_scale=0.75, fine_grid=(1, 4))
     assert _found(fine.detect(frame).xyxy, face)
 
 
-def test_a_live_sweep_finds_it_on_the_frame_that_searches_its_strip(
-    astronaut: np.ndarray,
-) -> None:
+def test_a_sweep_finds_it_on_the_frame_that_searches_its_strip(astronaut: np.ndarray) -> None:
     frame, face = _bystander_frame(astronaut)
-    swept = CenterFace(
-        max_side=320, max_downscale=4.0, fine_scale=0.75, sweep=Sweep(1, 4, 32, frames=4)
-    )
-    hits = [_found(swept.detect(frame).xyxy, face) for _ in range(8)]
+    detector = CenterFace(max_side=320, max_downscale=4.0, fine_scale=0.75, fine_grid=(1, 4))
+    schedule = Schedule(detector, sweep=4)
+    hits = []
+    for n in range(8):
+        plan = schedule.plan(n, grey(frame))
+        hits.append(_found(detector.search(frame, plan.passes, plan.cycle).xyxy, face))
+        schedule.searched(plan)
     # x = 760..790 lies in the third strip only (640-32 .. 960+32): frames 2 and 6.
     assert hits == [False, False, True, False, False, False, True, False]
 
 
-def test_recorded_media_search_every_region_on_every_frame(
+def test_recorded_media_spread_the_strips_too_and_a_full_search_finds_it_at_once(
     astronaut: np.ndarray, tmp_path: Path
 ) -> None:
     path = tmp_path / "p.toml"
@@ -138,19 +130,31 @@ def test_recorded_media_search_every_region_on_every_frame(
     )
     cfg = load_config(path)
     frame, face = _bystander_frame(astronaut)
-    recorded = build_detector(cfg.detector)
-    assert all(_found(recorded.detect(frame).xyxy, face) for _ in range(3))
-    live = build_detector(cfg.detector, sweep=(4, 1))
-    assert sum(_found(live.detect(frame).xyxy, face) for _ in range(4)) == 1
+    detector = build_detector(cfg.detector)
+    assert isinstance(detector, CenterFace)
+    # `detect` is every pass at once: what a frame that cannot wait for its sweep gets.
+    assert all(_found(detector.detect(frame).xyxy, face) for _ in range(3))
+    schedule = Schedule.of(detector, cfg.schedule)  # the default [schedule]: a sweep of 4
+    hits = 0
+    for n in range(4):
+        plan = schedule.plan(n, grey(frame))
+        hits += _found(detector.search(frame, plan.passes, plan.cycle).xyxy, face)
+        schedule.searched(plan)
+    assert hits == 1
 
 
 def test_the_shipped_live_profiles_spread_a_fine_pass() -> None:
     for name in ("bodycam", "doorway"):
         cfg = load_config(CONFIGS / f"{name}.toml")
         assert cfg.detector.centerface.fine_scale > 0
-        assert cfg.live.sweep > 1
-        # A face found only on the last frame of a cycle still shows on one frame at most.
-        assert cfg.live.lookahead >= cfg.live.sweep - 2
+        assert 1 < cfg.schedule.sweep <= cfg.schedule.longest_sweep
+        # A face that appears just after its strip was searched is found a sweep later and
+        # followed back: the frames before it wait that long. `veil run` may lengthen the
+        # sweep to its longest to keep up at the camera's rate: the budget holds that wait.
+        plan = cfg.schedule
+        assert plan.wait(plan.longest_sweep) * 1000.0 / cfg.live.fps <= cfg.live.max_latency_ms
+        # Recorded, the window holds them too.
+        assert cfg.track.lookahead >= cfg.schedule.wait()
 
 
 def test_the_default_searches_video_at_full_resolution_too(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -175,8 +179,8 @@ def test_the_default_searches_video_at_full_resolution_too(monkeypatch: pytest.M
 def test_passes_side_by_side_find_what_one_thread_finds(astronaut: np.ndarray) -> None:
     frame, _ = _bystander_frame(astronaut)
     kwargs = {"max_side": 320, "max_downscale": 4.0, "fine_scale": 0.75}
-    one = CenterFace(**kwargs, sweep=Sweep(1, 4, 32), threads=1).detect(frame)  # type: ignore[arg-type]
-    two = CenterFace(**kwargs, sweep=Sweep(1, 4, 32), threads=2).detect(frame)  # type: ignore[arg-type]
+    one = CenterFace(**kwargs, fine_grid=(1, 4), threads=1).detect(frame)  # type: ignore[arg-type]
+    two = CenterFace(**kwargs, fine_grid=(1, 4), threads=2).detect(frame)  # type: ignore[arg-type]
     assert len(one) > 0
     order_one, order_two = np.lexsort(one.xyxy.T), np.lexsort(two.xyxy.T)
     np.testing.assert_allclose(one.xyxy[order_one], two.xyxy[order_two], atol=1e-3)
@@ -192,28 +196,43 @@ def test_on_a_pi_camera_the_fine_pass_sees_the_full_picture() -> None:
         assert lores_size(live.width, live.height, live.lores_width) == (live.width, live.height)
 
 
-def test_frames_left_at_the_end_of_a_stream_are_searched_for_a_whole_cycle() -> None:
-    from collections import Counter
+class Logging:
+    """A detector of one whole pass and two fine regions that finds nothing, and logs which
+    frame (its pixel value) each search ran on, and how many passes."""
 
-    from edge.config import LiveConfig
-    from edge.detect import Detections
-    from edge.frames import RawFrame
-    from edge.run import Realtime, RunReport, vouch
+    name = "logging"
 
-    calls: Counter[int] = Counter()
+    def __init__(self) -> None:
+        self.log: list[tuple[int, int]] = []
 
-    class Counting:
-        name = "counting"
+    def passes(self, height: int, width: int) -> list[Pass]:
+        whole = (0, 0, width, height)
+        halves = [(0, 0, width // 2, height), (width // 2, 0, width, height)]
+        return [Pass("whole", whole, (height, width), (0.0, 1e9), whole)] + [
+            Pass("fine", r, (height, width), (0.0, 1e9), r) for r in halves
+        ]
 
-        def detect(self, image: np.ndarray) -> Detections:
-            calls[int(image[0, 0, 0])] += 1
-            return Detections.empty()
+    def search(self, image: Pixels, passes: Sequence[Pass], cycle: int | None) -> Detections:
+        self.log.append((int(image[0, 0, 0]), len(passes)))
+        return Detections.empty()
 
-    # Strips over 2 frames, the whole frame every 4th: any 4 searches cover everything.
-    realtime = Realtime.of(LiveConfig(sweep=2, whole_every=4, lookahead=2))
-    assert (realtime.cycle, realtime.after) == (4, 2)
+    def detect(self, image: Pixels) -> Detections:
+        return self.search(image, self.passes(*image.shape[:2]), None)
+
+
+@pytest.mark.parametrize("live", [False, True], ids=["recorded", "live"])
+def test_frames_left_at_the_end_of_a_stream_are_vouched_by_a_full_search_of_the_newest(
+    live: bool,
+) -> None:
+    detector = Logging()
+    # The regions over 2 frames, the whole frame every 4th: frames 0-3 are vouched for by the
+    # searches of frames 4 and 5; 4 and 5 are not when the stream ends.
+    schedule = Schedule(detector, sweep=2, whole_every=4)
     frames = [RawFrame(np.full((8, 8, 3), i, np.uint8), i) for i in range(6)]
-    out = list(vouch(frames, Counting(), RunReport(), recorded=False, realtime=realtime))
+    realtime = Realtime(max_latency_ms=1e6) if live else None
+    report = RunReport()
+    out = list(vouch(frames, detector, report, schedule=schedule, realtime=realtime))
     assert [held.item.index for held in out] == list(range(6))
-    # Frames 0-3 had 2 searched frames after them; 4 and 5 did not, and got 4 more searches.
-    assert [calls[i] for i in range(6)] == [1, 1, 1, 1, 5, 5]
+    assert all(held.failed is None for held in out)
+    # One search a frame, as planned; then the newest frame in full, which vouches for both.
+    assert detector.log == [(0, 2), (1, 1), (2, 1), (3, 1), (4, 2), (5, 1), (5, 3)]

@@ -227,7 +227,7 @@ class VouchingSink(KeepingSink):
 
 
 def test_a_sweep_searches_one_strip_a_frame_and_each_frame_leaves_once_all_were_searched(
-    sample_clip: Clip, blazeface
+    sample_clip: Clip, blazeface: FaceDetector
 ) -> None:
     strips = Strips(blazeface)
     clock = RunClock()
