@@ -51,8 +51,8 @@ class CenterFaceConfig(_Closed):
     fine_grid: tuple[int, int] = Field(
         (1, 4),
         strict=False,
-        description="rows and columns of the fine pass's regions; a live source may spread "
-        "them over several frames (`live.sweep`)",
+        description="rows and columns of the fine pass's regions; a run spreads them over "
+        "several frames (`schedule.sweep`)",
     )
     fine_margin: int = Field(
         32,
