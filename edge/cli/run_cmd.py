@@ -356,8 +356,8 @@ def _told(pace: Pace, trail: AuditTrail) -> None:
         if choice.reason == "cannot-keep-up":
             print(
                 f"veil: error: cannot keep up: even at {choice.fps:.3g} frames/s this device "
-                "loses more than 2 % of the frames it takes; use a lighter profile (a shorter "
-                "[live] width, a longer [schedule] max_sweep), a faster device, or an "
+                "loses more than 2 % of the frames it takes; use a lighter profile (a longer "
+                "[schedule] max_sweep, a lower [live] min_fps), a faster device, or an "
                 "accelerator",
                 file=sys.stderr,
             )

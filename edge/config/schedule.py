@@ -11,9 +11,9 @@ from pydantic import Field, model_validator
 from edge.config.base import Closed as _Closed
 from edge.config.errors import KeyedProblem
 
-# Frames a frame waits beyond its sweep before it may leave: the frame that completes its search
-# and the one being searched when it does (edge.run.vouch holds them).
-WAIT_SLACK = 1
+# Frames a frame waits beyond its sweep before it may leave: the frame that completes its search,
+# and one frame's time to search, redact and hand it on (edge.run.vouch holds them).
+WAIT_SLACK = 2
 
 
 class ScheduleConfig(_Closed):

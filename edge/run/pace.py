@@ -184,7 +184,12 @@ class Pace:
             t0, n0, l0 = self._marks[-2]
             recent = (l1 - l0) / max(1, n1 - n0)
             if recent > LOSS and self._at < len(self.options) - 1 and not final:
-                return self._slower(report)
+                choice = self._slower(recent)
+                # What was lost at a faster option says nothing of this one: judged afresh.
+                self._marks.clear()
+                self._marks.append((now, n1, l1))
+                self._started = now
+                return choice
             if self._at == len(self.options) - 1 and not self.cannot:
                 tj, nj, lj = self._marks[0]
                 span_lost = (l1 - lj) / max(1, n1 - nj)
@@ -196,23 +201,29 @@ class Pace:
                     return self._record(self.choice)
             return None
 
-    def _slower(self, report: RunReport) -> Choice:
-        """The next option whose detector time, scaled by what the detector really took against
-        what was measured at start, fits; the last option if none does."""
+    def _slower(self, lost: float) -> Choice:
+        """The first option that costs at most what the current one managed: its cost less the
+        share `lost` of the frames it took, with a tenth to spare; the last option if none
+        does. Without measured costs, the next option."""
         share, sweep = self.options[self._at]
         fps = float(share) * self.source_fps
-        predicted = self.costs.per_second(fps, sweep, self.whole_every) if self.costs else 0.0
-        seen = report.detect.mean() * fps  # ms of detector a second, as it ran
-        scale = max(1.0, seen / predicted) if predicted > 0 else 2.0
-        for i in range(self._at + 1, len(self.options)):
-            share, sweep = self.options[i]
-            fps = float(share) * self.source_fps
-            cost = self.costs.per_second(fps, sweep, self.whole_every) if self.costs else 0.0
-            if self.costs is None or cost * scale <= SHARE * 1000.0 or i == len(self.options) - 1:
-                break
-        self._at = i
-        self.choice = Choice(share, fps, sweep, False, "losing-frames")
+        if self.costs is None:
+            at = self._at + 1
+        else:
+            managed = self.costs.per_second(fps, sweep, self.whole_every) * (1.0 - lost) * 0.9
+            at = next(
+                (i for i in range(self._at + 1, len(self.options)) if self._cost(i) <= managed),
+                len(self.options) - 1,
+            )
+        self._at = at
+        share, sweep = self.options[at]
+        self.choice = Choice(share, float(share) * self.source_fps, sweep, False, "losing-frames")
         return self._record(self.choice)
+
+    def _cost(self, at: int) -> float:
+        share, sweep = self.options[at]
+        assert self.costs is not None
+        return self.costs.per_second(float(share) * self.source_fps, sweep, self.whole_every)
 
     def status(self) -> dict[str, object]:
         c = self.choice

@@ -47,6 +47,8 @@ class Plan:
     cycle: int
     unchanged: frozenset[int] = field(default_factory=frozenset)
     ages: tuple[int, ...] = ()  # per pass: frames since it last searched its region (before this)
+    # Order "changed": the frame's thumbnail, which a region's search remembers it looked like.
+    thumb: NDArray[np.int16] | None = field(default=None, compare=False, repr=False)
 
     def covered(self, box: Box) -> bool:
         """Whether this frame's searches should have found a face at `box`."""
@@ -135,7 +137,7 @@ class Schedule:
             index - self._last[i] for i in share
         )
         chosen = whole + [self._fine[i] for i in share]
-        return Plan(index, chosen, cycle, unchanged, ages)
+        return Plan(index, chosen, cycle, unchanged, ages, self._thumb)
 
     def searched(self, plan: Plan) -> None:
         """Record that `plan`'s passes ran (never for a frame whose search failed)."""
@@ -144,8 +146,9 @@ class Schedule:
                 self._last_whole = max(self._last_whole, plan.index)
             elif plan.index >= self._last[i := self._fine.index(p)]:
                 self._last[i] = plan.index
-                if self._thumb is not None:
-                    self._seen[i] = self._thumb
+                # What the region looked like when searched: the searched frame's own thumbnail
+                # (a frame searched late, when held too long, has none: it counts as changed).
+                self._seen[i] = plan.thumb
         if self.detector is None:
             self._last_whole = max(self._last_whole, plan.index)
 

@@ -101,8 +101,11 @@ def vouch(
             entry = Held(raw, seen, n, [coverage.boxes] if coverage else [], failed)
             pushed = list(held.push(entry))
             if coverage is not None:
-                for box in coverage.births:
-                    held.backfill(box, plan.unseen_for(box, plan_of.wait() + 1))
+                # Back as far as any frame may have waited for this search, not only to the
+                # last search that "should" have found it: a detector misses faces near the
+                # edge of the sizes a pass is for, and a face missed there was on those frames.
+                depth = plan_of.wait() + 1
+                held.backfill_all(coverage.births, [depth] * len(coverage.births))
             report.track.add((time.perf_counter() - start) * 1000.0)
             n += 1
             for out in pushed:
@@ -123,8 +126,8 @@ def vouch(
         cause = "detector: no frame to search"
         if usable:
             at = usable[-1]
-            for box in _complete(detector, plan_of, pending[at], report):
-                held.backfill(box, at, at)
+            births = _complete(detector, plan_of, pending[at], report)
+            held.backfill_all(births, [at] * len(births), at)
             cause = pending[at].failed or cause
         for h in pending:
             if not ready(h):

@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 from edge.config import TrackConfig
 from edge.detect.detections import Detections, clip_xyxy
-from edge.track.flow import Box, Grey, follow, grown, reach
+from edge.track.flow import Box, Grey, follow_all, grown, reach
 
 _HELD_SCORE = 0.0  # score given to the boxes the tracker adds (they are not detections)
 _CONFIDENT = 0.2  # a track that never scored this much ends at the first search that misses it
@@ -102,10 +102,9 @@ class Tracker:
             track.since += 1
         predicted = [t.box + t.velocity for t in self._tracks]
         matched = self._associate(dets, predicted, set(), set())
-        for track in self._tracks:
-            if any(track is m for m in matched.values()):
-                continue
-            self._follow(track, before, grey)
+        self._follow(
+            [t for t in self._tracks if all(t is not m for m in matched.values())], before, grey
+        )
         rest = [t.box for t in self._tracks]
         taken = {id(t) for t in matched.values()}
         matched.update(self._associate(dets, rest, set(matched), taken))
@@ -129,19 +128,22 @@ class Tracker:
         held = [self._mask(t) for t in self._tracks if t.since > 0] + expected
         return Coverage(_with_boxes(found, held, height, width), births)
 
-    def _follow(self, track: Track, before: Grey | None, grey: Grey) -> None:
-        moved = None
-        if before is not None and before.shape == grey.shape:
-            moved = follow(before, grey, track.box, reach(track.box))
-        if moved is None:
-            track.lost += 1
-            track.box = track.box + track.velocity
-        else:
-            track.lost = 0
-            track.velocity = (
-                _VELOCITY_GAIN * (moved - track.box) + (1 - _VELOCITY_GAIN) * track.velocity
+    def _follow(self, tracks: list[Track], before: Grey | None, grey: Grey) -> None:
+        moves: list[Box | None] = [None] * len(tracks)
+        if tracks and before is not None and before.shape == grey.shape:
+            moves = follow_all(
+                before, grey, [t.box for t in tracks], [reach(t.box) for t in tracks]
             )
-            track.box = moved
+        for track, moved in zip(tracks, moves, strict=True):
+            if moved is None:
+                track.lost += 1
+                track.box = track.box + track.velocity
+            else:
+                track.lost = 0
+                track.velocity = (
+                    _VELOCITY_GAIN * (moved - track.box) + (1 - _VELOCITY_GAIN) * track.velocity
+                )
+                track.box = moved
 
     def _associate(
         self,

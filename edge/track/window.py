@@ -10,12 +10,12 @@ bounded: the run lets frames out as they are vouched for, and never holds more t
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from edge.detect.detections import Detections
-from edge.track.flow import Box, Grey, follow, grown, reach
+from edge.track.flow import Box, Grey, follow_all, grown, reach
 from edge.track.tracker import boxes_on_frame
 
 T = TypeVar("T")
@@ -48,6 +48,9 @@ class Window(Generic[T]):
     def __len__(self) -> int:
         return len(self._held)
 
+    def newest(self) -> Held[T] | None:
+        return self._held[-1] if self._held else None
+
     def push(self, held: Held[T]) -> Iterator[Held[T]]:
         """Add the newest frame; yield the oldest if the window was full (the caller decides
         whether it was vouched for)."""
@@ -60,23 +63,37 @@ class Window(Generic[T]):
         through up to `depth` frames before it, giving each its box there; stop where the flow
         loses it (after drawing it once more, grown, on that frame). Returns how many frames got
         a box."""
+        return self.backfill_all([box], [depth], at)[0]
+
+    def backfill_all(
+        self, boxes: Sequence[Box], depths: Sequence[int], at: int | None = None
+    ) -> list[int]:
+        """`backfill` for several faces found on the same frame, followed back together."""
         start = len(self._held) - 1 if at is None else at
+        given = [0] * len(boxes)
+        alive = {i: box for i, box in enumerate(boxes) if depths[i] > 0}
         after = self._held[start] if 0 <= start < len(self._held) else None
-        given = 0
-        for place in range(start - 1, max(-1, start - 1 - depth), -1):
+        for place in range(start - 1, -1, -1):
+            alive = {i: b for i, b in alive.items() if given[i] < depths[i]}
             before = self._held[place]
-            if after is None or before.grey is None or after.grey is None:
+            if not alive or after is None or before.grey is None or after.grey is None:
                 break
-            if before.failed is not None:
-                break
+            # A frame whose search failed is obscured whole; the face is followed through it
+            # onto the frames before, which the same later search vouches for.
             height, width = before.grey.shape[:2]
-            moved = follow(after.grey, before.grey, box, reach(box))
-            if moved is None:
-                before.boxes.append(boxes_on_frame([grown(box, _GROW_ON_LOSS)], height, width))
-                return given + 1
-            box = moved
-            before.boxes.append(boxes_on_frame([box], height, width))
-            given += 1
+            order = list(alive)
+            moves = follow_all(
+                after.grey, before.grey, [alive[i] for i in order], [reach(alive[i]) for i in order]
+            )
+            drawn = []
+            for i, moved in zip(order, moves, strict=True):
+                given[i] += 1
+                if moved is None:  # drawn once more, grown, and followed no further back
+                    drawn.append(grown(alive.pop(i), _GROW_ON_LOSS))
+                else:
+                    alive[i] = moved
+                    drawn.append(moved)
+            before.boxes.append(boxes_on_frame(drawn, height, width))
             after = before
         return given
 

@@ -35,24 +35,24 @@ def test_min_fps_above_fps_is_reported_on_the_min_fps_line(tmp_path: Path) -> No
 def test_a_latency_budget_too_short_for_the_sweep_is_reported_on_its_line(
     tmp_path: Path,
 ) -> None:
-    # At 30 frames/s a sweep of 8 holds a frame 9 frames: 300 ms.
+    # At 30 frames/s a sweep of 8 holds a frame 10 frames: 333 ms.
     text = '[schedule]\nsweep = 8\n\n[live]\nfps = 30\nmax_latency_ms = 100\nlate = "drop"\n'
     path, code, err = checked(tmp_path, text)
     assert code == 2
     assert err.startswith(f"veil: error: {path}:6: live.max_latency_ms: 100 ms is shorter ")
-    assert "300 ms" in err and err.count("\n") == 1
-    for budget, ok in ((299, False), (300, True)):
+    assert "333 ms" in err and err.count("\n") == 1
+    for budget, ok in ((333, False), (334, True)):
         path.write_text(text.replace("= 100", f"= {budget}"), encoding="utf-8")
         assert (config_problems(path) == []) is ok, budget
 
 
 def test_the_budget_must_also_hold_the_sweep_at_min_fps(tmp_path: Path) -> None:
-    # 400 ms holds 12 frames at 30 frames/s, but at 10 frames/s a sweep of 4 takes 500 ms.
+    # 400 ms holds 12 frames at 30 frames/s, but at 10 frames/s a sweep of 4 takes 600 ms.
     text = "[live]\nfps = 30\nmin_fps = 10\nmax_latency_ms = 400\n[schedule]\nsweep = 4\n"
     path, code, err = checked(tmp_path, text)
     assert code == 2
     assert err.startswith(f"veil: error: {path}:4: live.max_latency_ms: ")
-    assert "at 10 frames/s" in err and "500 ms" in err
+    assert "at 10 frames/s" in err and "600 ms" in err
 
 
 @pytest.mark.parametrize(

@@ -106,11 +106,6 @@ def test_following_back_stops_where_the_flow_loses_the_face() -> None:
     assert len(cut[0].faces()) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Window.backfill stops at a failed frame (`break`), so the frames held before it get "
-    "no box, although later searches vouch for them: a face there leaks",
-)
 def test_a_failed_frame_does_not_stop_a_face_being_followed_back_past_it() -> None:
     # A frame whose search failed is obscured whole and needs no box; the frames before it were
     # vouched for by the same later searches that found the face, so they do need theirs.
