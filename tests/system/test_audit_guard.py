@@ -18,6 +18,7 @@ import pytest
 
 from conftest import Clip, veil
 from edge.audit import AuditLog, AuditTrail, load_or_create, verify_log
+from edge.cli.run_cmd import CANNOT_KEEP_UP
 from edge.config import Config
 from edge.run import RunReport, StatusBoard
 from edge.sample import write_sample
@@ -184,11 +185,14 @@ def test_frames_dropped_while_a_summary_is_written_are_in_the_next_one(tmp_path:
 
 @pytest.mark.slow
 def test_a_loaded_live_runs_summaries_add_up(sample_clip: Clip, tmp_path: Path) -> None:
-    """CenterFace on whole 720p frames with 60 ms to vouch for each: most frames are dropped,
-    at capture (overload) and after detection (late), from two threads at once."""
+    """CenterFace searching all of every 720p frame (no sweep), with the shortest wait the
+    schedule allows (100 ms) to vouch for each and no lower rate to fall back on: most frames
+    are dropped, at capture (overload) and after detection (late), from two threads at once;
+    the run says it cannot keep up."""
     profile = tmp_path / "loaded.toml"
     profile.write_text(
-        "[live]\nmax_latency_ms = 60.0\nqueue = 1\n[audit]\nsummary_seconds = 1.0\n"
+        "[schedule]\nsweep = 1\n[live]\nmax_latency_ms = 100.0\nqueue = 1\n"
+        "[audit]\nsummary_seconds = 1.0\n"
         '[record]\nsegment_seconds = 2.0\npreset = "ultrafast"\nmin_free_bytes = 0\n',
         encoding="utf-8",
     )
@@ -197,7 +201,8 @@ def test_a_loaded_live_runs_summaries_add_up(sample_clip: Clip, tmp_path: Path) 
         "run", "--config", profile, "--source", f"file:{sample_clip.path}", "--realtime",
         "--loop", "--duration", "8", "--output-dir", out,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == CANNOT_KEEP_UP, proc.stderr
+    assert "veil: error: cannot keep up" in proc.stderr
     recs = records(out / "veil-audit.jsonl")
     summaries = [r for r in recs if r["type"] == "summary"]
     assert len(summaries) >= 5

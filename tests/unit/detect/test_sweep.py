@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import ASTRONAUT_FACE, ROOT
-from edge.config import DetectorConfig, load_config
+from edge.config import WAIT_SLACK, DetectorConfig, load_config
 from edge.detect import build_detector
 from edge.detect.centerface import CenterFace
 from edge.detect.detections import Detections
@@ -63,14 +63,15 @@ def test_the_profile_rejects_an_empty_grid_and_a_wait_its_budget_cannot_hold(
     path.write_text("[detector.centerface]\nfine_grid = [0, 2]\n")
     with pytest.raises(ConfigError, match="fine_grid"):
         load_config(path)
-    # The whole-frame pass spread wider than the strips sets the wait too: 5 frames at 30
-    # frames/s is 167 ms, where the whole frame every other frame waits 3 (100 ms).
-    budget = "[live]\nfps = 30.0\nmax_latency_ms = 150.0\n"
+    # The whole-frame pass spread wider than the strips sets the wait too: a budget that holds
+    # the wait of a sweep of 2 at 30 frames/s (2 frames and the slack) is 2 frames short when
+    # the whole frame is searched every 4th.
+    budget = f"[live]\nfps = 30.0\nmax_latency_ms = {(2 + WAIT_SLACK) * 1000 / 30 + 10:.0f}\n"
     path.write_text(f"[schedule]\nsweep = 2\nwhole_every = 4\n{budget}")
     with pytest.raises(ConfigError, match="max_latency_ms"):
         load_config(path)
     path.write_text(f"[schedule]\nsweep = 2\nwhole_every = 2\n{budget}")
-    assert load_config(path).schedule.wait() == 3
+    assert load_config(path).schedule.whole_every == 2
 
 
 def _bystander_frame(astronaut: np.ndarray) -> tuple[np.ndarray, Box]:
