@@ -28,7 +28,10 @@ def render_summary(v: Verdict) -> str:
     lines = [
         f"{shown(v.path)}: {v.records} record(s), {_span(v)}",
         f"frames: {totals['frames_in']} in, {totals['frames_out']} out, {totals['dropped']} "
-        f"dropped, {totals['obscured']} fully obscured; {totals['faces']} face mask(s) drawn",
+        f"dropped, {totals['obscured']} fully obscured"
+        # Frames a live run left out evenly to keep up: in, neither out nor lost.
+        + (f", {totals['not_taken']} not taken" if totals["not_taken"] else "")
+        + f"; {totals['faces']} face mask(s) drawn",
         "fail-closed: "
         + (", ".join(f"{k} x{n}" for k, n in sorted(causes.items())) if causes else "none"),
         f"files: {len(logged)} logged"

@@ -21,6 +21,7 @@ from conftest import AuditedRun
 from edge.audit import AuditLog, AuditTrail, load_or_create, verify_log
 from edge.audit.keys import PRIVATE_NAME, load_public
 from edge.audit.records import RECORD_TYPES, Cause, ModelRef
+from edge.audit.summary import render_summary
 from edge.config import Config
 from edge.digest import sha256_file
 from edge.errors import AuditError
@@ -353,3 +354,27 @@ def test_a_signature_spelled_another_way_is_caught(tmp_path: Path) -> None:
     log.write_bytes(b"".join(line + b"\n" for line in lines))
     first = verify_log(log).problems[0]
     assert first.line == len(lines) and "signature does not verify" in first.message
+
+
+def test_frames_not_taken_are_counted_in_the_summary_the_stop_and_the_verdict(
+    tmp_path: Path,
+) -> None:
+    key, _ = load_or_create(tmp_path / "keys")
+    log = AuditLog(tmp_path / "veil-audit.jsonl", key)
+    trail = AuditTrail(log, Config())
+    trail.start("camera")
+    # A live run that took 2 frames of 3 to keep up: 30 in, 20 recorded, 10 not taken.
+    trail.summary(RunReport(frames_in=30, frames_out=20, not_taken=10))
+    trail.stop("ok")
+    log.close()
+    records = [json.loads(line) for line in log.path.read_bytes().splitlines()]
+    assert [(r["type"], r["not_taken"]) for r in records if "not_taken" in r] == [
+        ("summary", 10),
+        ("run_stop", 10),
+    ]
+    verdict = verify_log(log.path)
+    assert verdict.ok, verdict.problems
+    assert verdict.runs[0].counts["not_taken"] == 10
+    assert "frames: 30 in, 20 out, 0 dropped, 0 fully obscured, 10 not taken;" in (
+        render_summary(verdict)
+    )
