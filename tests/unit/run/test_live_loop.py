@@ -149,7 +149,7 @@ def test_a_slow_detector_drops_frames_at_capture_and_none_leaves_clear(
     assert report.failures["overload"] > 0.3 * report.frames_in
     assert report.frames_out > 0
     searched = {id(image) for image in slow.searched}
-    for frame in sink.frames:  # each recorded frame was searched itself (detect_every = 1)
+    for frame in sink.frames:  # each recorded frame was searched itself (no passes to spread)
         assert frame.obscured or id(frame.pixels) in searched  # redacted in place
     assert slow.calls >= report.frames_out - report.obscured
     # Latency does not grow with the backlog: frames waited for one search at most.
