@@ -1,19 +1,19 @@
 """Adapt to the device: the frame rate and sweep a live run can hold with every frame it takes
 searched in full.
 
-At start `calibrate` times each kind of detector pass on a picture of the camera's size (the
-whole frame once, the fine regions of one sweep), and `choose` takes, of the rates the profile
-allows (the camera's `fps` evenly decimated, never below `min_fps`) and the sweeps it allows
-(`schedule.sweep` up to `max_sweep`, each bounded by `max_latency_ms`), the highest rate and then
-the shortest sweep whose detector time fits `SHARE` of the device's time: the rest is decoding,
-following faces, redacting and encoding. As it runs, `check` looks at what it lost: more than
-`LOSS` of the frames taken in the last `_LOOK_S` moves it to the option that fits the time the
-detector really took, and at the last option (`min_fps`, the longest sweep) such a loss over
-`JUDGE_S` (or the whole run, if shorter, once it ran `_FIRST_S`) is "cannot keep up".
+At start `calibrate` times each kind of detector pass on a picture of the camera's size (the whole
+frame once, the fine regions of one sweep), and `choose` takes, of the rates the profile allows (the
+camera's `fps` evenly decimated, never below `min_fps`) and the sweeps it allows (`schedule.sweep`
+up to `max_sweep`, each holding a frame at most `LATENCY_USE` of `max_latency_ms`), the highest rate
+and then the shortest sweep whose time (the detector's passes, and each frame's decoding, following,
+redacting and encoding, `OVERHEAD`) fits `SHARE` of the device's time. As it runs, `check` looks at
+what it lost: more than `LOSS` of the frames taken in the last `_LOOK_S` moves it to the first option
+that costs what the run managed, and at the last option (`min_fps`, the longest sweep) such a
+loss over `JUDGE_S` (or the whole run, if shorter, once it ran `_FIRST_S`) is "cannot keep up".
 
-Decimation is even and counted: `take` lets `rate / fps` of the source's frames through, each
-frame let pass is `not_taken`, never dropped. A camera that can be asked for a rate is asked for
-the chosen one instead (`edge.cli.run_cmd`).
+Decimation is even and counted: `take` lets `rate / fps` of the source's frames through, each frame
+let pass is `not_taken`, never dropped. A camera that can be asked for a rate is asked for the
+chosen one instead (`edge.cli.run_cmd`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,12 @@ from edge.config import LiveConfig, ScheduleConfig
 from edge.detect.passes import Searching
 from edge.run.report import RunReport
 
-SHARE = 0.5  # of the device's time, for the detector: decode, tracking and x264 share the rest
+SHARE = 0.9  # of the device's time a run plans to use: the rest absorbs the jitter
+# A taken frame's other work (decoding, following faces, redacting, x264 ultrafast), measured at
+# 720p on the reference machines as about this many times the whole-frame pass of the body
+# camera's profile (320 px): both scale with the device, so the pass measures it.
+OVERHEAD = 1.4
+LATENCY_USE = 0.75  # of `max_latency_ms` a frame's wait for its searches may take (queues: rest)
 LOSS = 0.02  # the most of the frames taken a run may lose (late, overload) and keep up
 JUDGE_S = 60.0  # the span a loss is judged over
 _FIRST_S = 5.0  # before this, a run has not lost enough frames to be judged
@@ -50,8 +55,9 @@ class Costs:
     fine_ms: float
 
     def per_second(self, fps: float, sweep: int, whole_every: int) -> float:
-        """Detector time a second at `fps` taken frames a second with this sweep."""
-        return fps * (self.whole_ms / whole_every + self.fine_ms / sweep)
+        """Device time a second at `fps` taken frames a second with this sweep: the detector's
+        passes, and each frame's other work (`OVERHEAD`)."""
+        return fps * (self.whole_ms * (OVERHEAD + 1.0 / whole_every) + self.fine_ms / sweep)
 
 
 @dataclass(frozen=True)
@@ -247,7 +253,7 @@ def _options(live: LiveConfig, schedule: ScheduleConfig) -> list[tuple[Fraction,
         if fps < live.least_fps - 1e-9:
             break
         for sweep in range(schedule.sweep, schedule.longest_sweep + 1):
-            if schedule.wait(sweep) * 1000.0 / fps <= live.max_latency_ms:
+            if schedule.wait(sweep) * 1000.0 / fps <= LATENCY_USE * live.max_latency_ms:
                 out.append((share, sweep))
     # `Config` checks that the shortest sweep fits at `fps`: there is always one.
     return out or [(Fraction(1), schedule.sweep)]

@@ -4,14 +4,15 @@
 gathered for it; `redact_held` makes the `RedactedFrame`s. `redact_stream` chains the two for
 in-memory use (`veil eval`); `edge.run.conveyor` runs them in their own threads.
 
-Per frame: the schedule (`edge.run.schedule`) picks the detector's passes; the tracker follows
-every known face onto the frame by optical flow and takes the detections; a face found for the
-first time is followed back through the frames still held (`edge.track.window`). A frame leaves
-once every part of it has been searched at or after it, so a face that appeared on it has been
-found and drawn on it by then. Recorded media and live sources run the same loop; a live source's
-frames also have a deadline (`Realtime`): one not vouched for in time is dropped or fully
-obscured, never passed clear, and counted by cause. Any failure on a frame marks it failed: it
-is obscured whole (fail closed), and its searches vouch for nothing.
+Per frame: the schedule (`edge.run.schedule`) picks the detector's passes; the tracker follows every
+known face onto the frame by optical flow and takes the detections; a face found for the first time
+is followed back through the frames still held (`edge.track.window`). A live frame leaves once every
+part of it has been searched at or after it, so a face that appeared on it has been found and drawn
+on it by then; recorded media wait longer, each frame held for the whole window (`track.lookahead`),
+so that a face is followed back through all of it. Recorded media and live sources run the same
+loop; a live source's frames also have a deadline (`Realtime`): one not vouched for in time is
+dropped or fully obscured, never passed clear, and counted by cause. Any failure on a frame marks it
+failed: it is obscured whole (fail closed), and its searches vouch for nothing.
 """
 
 from __future__ import annotations
@@ -101,10 +102,11 @@ def vouch(
             entry = Held(raw, seen, n, [coverage.boxes] if coverage else [], failed)
             pushed = list(held.push(entry))
             if coverage is not None:
-                # Back as far as any frame may have waited for this search, not only to the
-                # last search that "should" have found it: a detector misses faces near the
-                # edge of the sizes a pass is for, and a face missed there was on those frames.
-                depth = plan_of.wait() + 1
+                # A new face is followed back as far as any frame may have waited for this
+                # search (live), or through every frame held (recorded media, which can wait):
+                # not only to the last search that "should" have found it, since a detector
+                # misses faces near the edge of the sizes a pass is for.
+                depth = plan_of.wait() + 1 if realtime is not None else held.frames
                 held.backfill_all(coverage.births, [depth] * len(coverage.births))
             report.track.add((time.perf_counter() - start) * 1000.0)
             n += 1
@@ -116,7 +118,8 @@ def vouch(
                 else:  # it cannot wait for later searches: they are done at once
                     _complete(detector, plan_of, out, report)
                 yield leave(out)
-        yield from map(leave, held.release(ready))
+        if realtime is not None:  # recorded media wait: a frame leaves when pushed out
+            yield from map(leave, held.release(ready))
     # The stream ended before the searches the frames held wait for: the newest one that can be
     # searched is searched in full, which vouches for every frame before it, and what it finds is
     # followed back. Frames that still cannot be vouched for are obscured.

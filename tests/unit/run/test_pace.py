@@ -35,13 +35,12 @@ def pace(costs: Costs | None, cfg: Config | None = None) -> Pace:
 def test_the_options_are_every_rate_down_to_min_fps_with_every_sweep_the_latency_holds() -> None:
     cfg = config(max_latency_ms=400.0)
     options = _options(cfg.live, cfg.schedule)
-    # A frame waits sweep + 2 frames: at 30 frames/s 400 ms holds 12 (sweeps to 10), at 15
-    # frames/s 6 (sweep 4). Below 15 frames/s nothing (min_fps).
-    expected = [(Fraction(1), s) for s in range(4, 11)]
-    expected += [(Fraction(5, 6), s) for s in range(4, 9)]
-    expected += [(Fraction(3, 4), s) for s in range(4, 8)]
-    expected += [(Fraction(2, 3), s) for s in range(4, 7)]
-    expected += [(Fraction(1, 2), s) for s in range(4, 5)]
+    # A frame waits sweep + 2 frames, in at most 3/4 of the budget (300 ms): at 30 frames/s 9
+    # frames (sweeps to 7), at 25 frames/s 7 (to 5), at 22.5 and 20 frames/s 6 (4); at 15
+    # frames/s not even a sweep of 4 (min_fps: nothing lower).
+    expected = [(Fraction(1), s) for s in range(4, 8)]
+    expected += [(Fraction(5, 6), s) for s in range(4, 6)]
+    expected += [(Fraction(3, 4), 4), (Fraction(2, 3), 4)]
     assert options == expected
     # min_fps unset: the camera's rate only.
     assert {share for share, _ in _options(config(min_fps=0.0).live, cfg.schedule)} == {1}
@@ -57,29 +56,32 @@ def test_cheap_passes_take_every_frame_with_the_shortest_sweep() -> None:
 
 
 def test_costlier_passes_take_every_frame_over_the_sweep_that_fits() -> None:
-    # 30 x (5 + 80 / sweep) ms of detector a second must fit in SHARE of it: sweep 7 (493 ms),
-    # not 6 (550 ms).
+    # 30 x (5 x (1.4 + 1) + 80 / sweep) ms a second (the whole-frame pass on every frame, and
+    # each frame's other work, OVERHEAD) must fit in SHARE of it: sweep 5 (840 ms), not 4 (960).
     costs = Costs(whole_ms=5.0, fine_ms=80.0)
-    assert costs.per_second(30.0, 6, 1) > SHARE * 1000.0 >= costs.per_second(30.0, 7, 1)
+    assert costs.per_second(30.0, 5, 1) == pytest.approx(840.0)
+    assert costs.per_second(30.0, 4, 1) > SHARE * 1000.0 >= costs.per_second(30.0, 5, 1)
     c = pace(costs).choice
-    assert (c.share, c.sweep, c.keeps_up) == (1, 7, True)
+    assert (c.share, c.sweep, c.keeps_up) == (1, 5, True)
 
 
 def test_passes_too_costly_for_every_frame_take_an_even_share_of_them() -> None:
-    # Even the longest sweep cannot hold 30, 25, 22.5 or 20 frames/s; 15 with a sweep of 8 can.
+    # Even the longest sweep cannot hold 30, 25, 22.5 or 20 frames/s (20 x 48 ms is 960 ms
+    # before any fine pass); 15 with a sweep of 9 can: 15 x (48 + 100 / 9) = 887 ms.
     costs = Costs(whole_ms=20.0, fine_ms=100.0)
     chosen = pace(costs)
     c = chosen.choice
-    assert (c.share, c.fps, c.sweep, c.keeps_up) == (Fraction(1, 2), 15.0, 8, True)
+    assert (c.share, c.fps, c.sweep, c.keeps_up) == (Fraction(1, 2), 15.0, 9, True)
     taken = [chosen.take() for _ in range(300)]
     assert sum(taken) == 150
     assert taken == [False, True] * 150  # every other frame: evenly, never two gaps in a row
-    assert "taking 15 of 30 frames/s, fine sweep over 8 frame(s)" in chosen.words()
+    assert "taking 15 of 30 frames/s, fine sweep over 9 frame(s)" in chosen.words()
     assert "measured: whole frame 20 ms, fine regions 100 ms a sweep" in chosen.words()
 
 
 def test_two_frames_of_three_are_taken_evenly() -> None:
-    # 20 frames/s with a sweep of 12: 20 x (15 + 100 / 12) = 467 ms; 22.5 x (15 + 8.3) = 525.
+    # 20 frames/s with a sweep of 12: 20 x (36 + 100 / 12) = 887 ms; 22.5 x 36 is 810 ms before
+    # any fine pass, and 22.5 x 100 / 12 more is too much.
     chosen = pace(Costs(whole_ms=15.0, fine_ms=100.0))
     assert chosen.choice.share == Fraction(2, 3)
     taken = [chosen.take() for _ in range(300)]
@@ -90,7 +92,8 @@ def test_two_frames_of_three_are_taken_evenly() -> None:
 def test_when_nothing_fits_the_cheapest_option_is_chosen_and_said_not_to_keep_up() -> None:
     chosen = pace(Costs(whole_ms=100.0, fine_ms=400.0))
     c = chosen.choice
-    assert (c.share, c.sweep, c.keeps_up) == (Fraction(1, 2), 12, False)
+    # The last option: 15 frames/s, and the longest sweep its latency holds (9 + 2 frames).
+    assert (c.share, c.sweep, c.keeps_up) == (Fraction(1, 2), 9, False)
     assert (c.share, c.sweep) == chosen.options[-1]
     assert sum(chosen.take() for _ in range(300)) == 150
 
