@@ -21,7 +21,7 @@ class ScheduleConfig(_Closed):
     `sweep` frames; every known face is followed on every frame in between."""
 
     sweep: int = Field(
-        4,
+        6,
         ge=1,
         le=32,
         description="spread the detector's fine regions (`detector.centerface.fine_grid`) over "
@@ -37,7 +37,7 @@ class ScheduleConfig(_Closed):
         "(0 = `sweep`, never longer); it is bounded by `live.max_latency_ms` too",
     )
     whole_every: int = Field(
-        1,
+        2,
         ge=1,
         le=8,
         description="run the whole-frame pass (the large faces) on every Nth frame",

@@ -11,7 +11,7 @@ recorded time that is no source frame, is an error of the loop and is counted to
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from edge.capture import VideoFileSource
 from edge.errors import MediaError, UsageError
 from edge.evaluate.evalset import VideoItem, load_evalset
 from edge.evaluate.metrics import longest_run
+from edge.evaluate.overredaction import CellCount, over_redaction
 from edge.evaluate.protection import is_protected
 from edge.frames import Pixels
 from edge.names import is_partial
@@ -39,9 +40,14 @@ class RecordingScore:
     protected: int = 0
     leaked_frames: int = 0
     longest_leak: int = 0
+    # Textured picture away from faces destroyed (`edge.evaluate.overredaction`), against the
+    # decoded source frame: the recording's compression counts too, so this is an upper bound.
+    cells: CellCount = field(default_factory=CellCount)
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
+        out["cells"] = {"textured": self.cells.textured, "destroyed": self.cells.destroyed}
+        out["over_redaction"] = self.cells.share
         out["protected_share"] = self.protected / self.face_frames if self.face_frames else None
         out["dropped"] = self.source_frames - self.recorded
         return out
@@ -69,6 +75,7 @@ def score_recording(set_dir: Path, recording: Path, video: str | None = None) ->
         raise UsageError(f"{set_dir}: name one video of {names} (--video)")
     item: VideoItem = items[0]
     annotated = {f.index: f.faces for f in item.frames}
+    ignored = {f.index: f.ignore for f in item.frames}
     score = RecordingScore(item.file)
     leaks: list[bool] = []
     source: VideoFileSource | None = None
@@ -112,6 +119,9 @@ def score_recording(set_dir: Path, recording: Path, video: str | None = None) ->
             else:
                 leaked = True
         leaks.append(leaked)
+        if item.exhaustive and index in annotated:
+            keep_out = [*annotated[index], *ignored.get(index, [])]
+            score.cells += over_redaction(raw.pixels, pixels, keep_out)
     if source is not None:
         source.close()
     score.leaked_frames = sum(leaks)
@@ -129,5 +139,8 @@ def render_score(score: RecordingScore) -> str:
             f"face-frames protected: {score.protected} of {score.face_frames} ({share}); "
             f"frames with a leak: {score.leaked_frames}, longest run {score.longest_leak}",
             f"loop errors: {score.duplicates} duplicate(s), {score.strays} stray time(s)",
+            "textured picture away from faces destroyed: "
+            + ("-" if score.cells.share is None else f"{score.cells.share:.1%}")
+            + " (against the source: the recording's compression counts too)",
         ]
     )
