@@ -246,7 +246,7 @@ class ScheduleChosen(_Record):
     sweep: Count
     whole_every: Count
     order: Literal["sweep", "changed"]
-    reason: Literal["calibrated", "recorded", "losing-frames", "cannot-keep-up"]
+    reason: Literal["calibrated", "losing-frames", "cannot-keep-up"]
     keeps_up: bool
     whole_ms: Millis | None = None  # one whole-frame pass, measured
     fine_ms: Millis | None = None  # all fine passes of one sweep together, measured

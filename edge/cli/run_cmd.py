@@ -264,13 +264,13 @@ def run_command(args: RunArgs) -> int:
             opts = OpenOptions(realtime=args.realtime, loop=args.loop)
             live, pace = cfg.live, None
             if spec.kind == "picamera2":  # asked for the rate chosen, so it is chosen first
-                pace = _paced(detector, cfg, cfg.live.lores_width * live.height // live.width)
+                pace = _paced(detector, cfg)
                 live = live.model_copy(update={"fps": pace.choice.fps})
                 pace.camera_rate()
             source = open_source(spec, live, clock, opts, events)
             board.source_state = source
             if pace is None and source.live:
-                pace = _paced(detector, cfg, getattr(source, "height", 0), source)
+                pace = _paced(detector, cfg, source)
             schedule = Schedule.of(detector, cfg.schedule, pace.sweep if pace else None)
             if pace is not None:
                 paces.append(pace)
@@ -327,18 +327,26 @@ def run_command(args: RunArgs) -> int:
     return 3 if report.obscured else 0
 
 
-def _paced(detector: object, cfg: Config, height: int, source: object = None) -> Pace:
-    """Measure the detector's passes on a picture the size the source gives (the profile's
-    camera size where it does not say) and choose what to take; says so on stderr."""
-    width = int(getattr(source, "width", 0) or 0)
-    if not (width and height):
-        width, height = cfg.live.width, cfg.live.height
-    pace = Pace(cfg.live, cfg.schedule, calibrate(detector, height, width))
+def _paced(detector: object, cfg: Config, source: object = None) -> Pace:
+    """Measure the detector's passes on a picture the size it will see, and choose what to
+    take; says so on stderr. A picamera2 camera (no `source` yet) is sized by its lores stream;
+    a source that knows its size and rate (a file) by them, others by the profile's camera."""
+    live = cfg.live
+    width, height = int(getattr(source, "width", 0) or 0), int(getattr(source, "height", 0) or 0)
+    if source is None:
+        width, height = live.lores_width, live.lores_width * live.height // live.width
+    elif not (width and height):
+        width, height = live.width, live.height
+    rate = getattr(source, "rate", None)
+    if rate:  # the rate the source delivers, which the decimation divides
+        fps = min(max(float(rate), 1.0), 240.0)
+        live = live.model_copy(update={"fps": fps, "min_fps": min(live.least_fps, fps)})
+    pace = Pace(live, cfg.schedule, calibrate(detector, height, width))
     print(f"veil: keeping up: {pace.words()}", file=sys.stderr)
     if not pace.choice.keeps_up:
         print(
             "veil: warning: by its measured passes this device cannot search every frame it "
-            f"takes even at [live] min_fps = {cfg.live.least_fps:g}; frames will be lost",
+            f"takes even at [live] min_fps = {live.least_fps:g}; frames will be lost",
             file=sys.stderr,
         )
     return pace
@@ -367,8 +375,10 @@ def _told(pace: Pace, trail: AuditTrail) -> None:
 
 def _summary(report: RunReport, log_path: Path) -> str:
     text = (
-        f"veil: {report.frames_in} frame(s) in, {report.frames_out} recorded, "
-        f"{report.dropped} dropped, {report.obscured} fully obscured; "
+        f"veil: {report.frames_in} frame(s) in, "
+        + (f"{report.not_taken} not taken (to keep up), " if report.not_taken else "")
+        + f"{report.frames_out} recorded, {report.dropped} dropped, "
+        f"{report.obscured} fully obscured; "
         + (
             f"latency p50 {report.latency.percentile(50):.0f} ms, "
             f"p99 {report.latency.percentile(99):.0f} ms"

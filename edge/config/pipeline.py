@@ -197,16 +197,16 @@ class TrackConfig(_Closed):
         12,
         ge=1,
         le=300,
-        description="keep redacting a face's predicted box up to this many frames after it was "
-        "last detected (a track seen once is held 3 frames, each detection adds 3; a track "
-        "whose every score was below 0.2 at most 3)",
+        description="follow a face (optical flow) and redact it up to this many frames after it "
+        "was last detected; a track ends sooner when a search that covered it misses it (a "
+        "weak or once-seen track at the second such miss, a confident one at the third)",
     )
     growth: float = Field(
         0.04,
         ge=0.0,
         le=0.5,
-        description="a held box grows by this share of its size per frame since the last "
-        "detection, to cover motion the prediction gets wrong",
+        description="while the flow cannot follow a face, its box grows by this share of its "
+        "size per frame (on top of 1 % a frame since its last detection, for the flow's drift)",
     )
     iou: float = Field(
         0.1, ge=0.01, le=0.9, description="least overlap for a detection to continue a track"

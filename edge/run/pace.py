@@ -255,5 +255,6 @@ def _options(live: LiveConfig, schedule: ScheduleConfig) -> list[tuple[Fraction,
         for sweep in range(schedule.sweep, schedule.longest_sweep + 1):
             if schedule.wait(sweep) * 1000.0 / fps <= LATENCY_USE * live.max_latency_ms:
                 out.append((share, sweep))
-    # `Config` checks that the shortest sweep fits at `fps`: there is always one.
+    # `Config` checks that the shortest sweep fits the whole budget at `fps`; where it fits only
+    # that (not the share a plan uses), the camera's rate and the shortest sweep are the option.
     return out or [(Fraction(1), schedule.sweep)]

@@ -22,7 +22,7 @@ def config(**live: Any) -> Config:
     return Config.model_validate(
         {
             "live": {"fps": 30.0, "min_fps": 15.0, "max_latency_ms": 1000.0, **live},
-            "schedule": {"sweep": 4, "max_sweep": 12},
+            "schedule": {"sweep": 4, "max_sweep": 12, "whole_every": 1},
         }
     )
 
@@ -147,7 +147,7 @@ def test_a_slower_option_is_chosen_by_what_the_run_managed() -> None:
 
 def _one_option() -> Pace:
     """A pace with one option (30 frames/s, sweep 4): it starts at its last."""
-    cfg = Config.model_validate({"live": {"fps": 30.0}, "schedule": {"sweep": 4}})
+    cfg = Config.model_validate({"live": {"fps": 30.0}, "schedule": {"sweep": 4, "whole_every": 1}})
     chosen = Pace(cfg.live, cfg.schedule, Costs(2.0, 8.0))
     assert len(chosen.options) == 1
     return chosen
