@@ -7,7 +7,8 @@ camera's `fps` evenly decimated, never below `min_fps`) and the sweeps it allows
 up to `max_sweep`, each holding a frame at most `LATENCY_USE` of `max_latency_ms`), the highest rate
 and then the shortest sweep whose time (the detector's passes, and each frame's decoding, following,
 redacting and encoding, `OVERHEAD`) fits `SHARE` of the device's time. As it runs, `check` looks at
-what it lost: more than `LOSS` of the frames taken in the last `_LOOK_S` moves it to the first option
+what it lost: more than `LOSS` of the frames taken in the last `_LOOK_S` moves it to the first
+option
 that costs what the run managed, and at the last option (`min_fps`, the longest sweep) such a
 loss over `JUDGE_S` (or the whole run, if shorter, once it ran `_FIRST_S`) is "cannot keep up".
 
