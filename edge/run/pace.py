@@ -126,6 +126,7 @@ class Pace:
         self._last_look = time.monotonic()
         self._started = self._last_look
         self._marks.append((self._started, 0, 0))  # the run's counts start at nothing
+        self._grace_until = self._started  # after a change: the frames of the last option
 
     def _first(self) -> Choice:
         for i, (share, sweep) in enumerate(self.options):
@@ -182,6 +183,13 @@ class Pace:
             self._last_look = now
             taken = report.frames_in - report.not_taken
             lost = sum(report.failures[c] for c in _KEEP_UP)
+            if now < self._grace_until and not final:
+                # Frames taken at the faster option are still on their way out, late: what
+                # they lose is not this option's.
+                self._marks.clear()
+                self._marks.append((now, taken, lost))
+                self._started = now
+                return None
             self._marks.append((now, taken, lost))
             while self._marks and now - self._marks[0][0] > JUDGE_S:
                 self._marks.popleft()
@@ -192,6 +200,7 @@ class Pace:
             recent = (l1 - l0) / max(1, n1 - n0)
             if recent > LOSS and self._at < len(self.options) - 1 and not final:
                 choice = self._slower(recent)
+                self._grace_until = now + 1.5 * _LOOK_S  # the next look
                 # What was lost at a faster option says nothing of this one: judged afresh.
                 self._marks.clear()
                 self._marks.append((now, n1, l1))

@@ -127,6 +127,44 @@ def test_losing_more_than_two_percent_moves_to_a_slower_option() -> None:
     assert not chosen.cannot
 
 
+def test_the_frames_still_on_their_way_after_a_change_are_not_held_against_it() -> None:
+    # Frames taken at the faster option come out late after the change; the next look starts
+    # the new option's count, so they neither slow it again nor make it "cannot keep up".
+    chosen = _one_option_after_a_change()
+    report, t0 = chosen.report, chosen.t0
+    _losing(report, 60, 20)  # leftovers of the faster option, lost in the first look
+    assert chosen.check(report, now=t0 + 4.0) is None
+    _losing(report, 300, 3)  # the new option: 1 %
+    assert chosen.check(report, now=t0 + 6.0) is None
+    assert chosen.check(report, now=t0 + 12.0) is None
+    assert not chosen.cannot
+    # ...while a new option that loses for itself is still judged.
+    _losing(report, 300, 30)
+    assert chosen.check(report, now=t0 + 14.0) is not None and chosen.cannot
+
+
+class _Changed(Pace):
+    report: RunReport
+    t0: float
+
+
+def _one_option_after_a_change() -> _Changed:
+    """A pace of two options (30 then 15 frames/s) that has just moved to its last."""
+    cfg = Config.model_validate(
+        {
+            "live": {"fps": 30.0, "min_fps": 15.0, "max_latency_ms": 1000.0},
+            "schedule": {"sweep": 4, "whole_every": 1},
+        }
+    )
+    chosen = _Changed(cfg.live, cfg.schedule, Costs(2.0, 8.0))
+    chosen.options = [chosen.options[0], chosen.options[-1]]
+    chosen.report, chosen.t0 = RunReport(), time.monotonic()
+    _losing(chosen.report, 60, 10)
+    assert chosen.check(chosen.report, now=chosen.t0 + 2.0) is not None
+    assert chosen.choice == chosen.changes[-1] and not chosen.cannot
+    return chosen
+
+
 def test_a_slower_option_is_chosen_by_what_the_run_managed() -> None:
     # A tenth of the frames lost: the next option is the first that costs at most what the
     # current one managed (its cost less the tenth, with a tenth to spare), not merely the next.
