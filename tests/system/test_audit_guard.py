@@ -191,7 +191,7 @@ def test_a_loaded_live_runs_summaries_add_up(sample_clip: Clip, tmp_path: Path) 
     the run says it cannot keep up."""
     profile = tmp_path / "loaded.toml"
     profile.write_text(
-        "[schedule]\nsweep = 1\n[live]\nmax_latency_ms = 100.0\nqueue = 1\n"
+        "[schedule]\nsweep = 1\nwhole_every = 1\n[live]\nmax_latency_ms = 100.0\nqueue = 1\n"
         "[audit]\nsummary_seconds = 1.0\n"
         '[record]\nsegment_seconds = 2.0\npreset = "ultrafast"\nmin_free_bytes = 0\n',
         encoding="utf-8",

@@ -33,6 +33,7 @@ max_downscale = 1.0
 fine_scale = 0.0
 [schedule]
 sweep = 1
+whole_every = 1
 [live]
 fps = 30.0
 min_fps = 1.0
