@@ -44,6 +44,10 @@ class _Done:
 _DONE = _Done()
 
 
+class _Stopped(Exception):
+    """The run was stopped hard while the detection thread waited for a frame."""
+
+
 class _Stage(Generic[T]):
     """A bounded hand-over between threads that gives up when the run is stopping."""
 
@@ -244,6 +248,12 @@ class Conveyor:
     # --- the detection thread ---
 
     def _detect(self) -> None:
+        try:
+            self._vouch()
+        except _Stopped:
+            return
+
+    def _vouch(self) -> None:
         for held in vouch(
             self._from_capture(),
             self.detector,
@@ -265,6 +275,10 @@ class Conveyor:
             if isinstance(item, BaseException):
                 raise item
             yield item
+        if self._stop.is_set():
+            # A hard stop (an error, Ctrl-C), not the end of the source: the frames held are
+            # not searched to the end; the process may be exiting under this thread.
+            raise _Stopped
 
     # --- the redaction thread ---
 
