@@ -356,10 +356,9 @@ def _told(pace: Pace, trail: AuditTrail) -> None:
     """Each choice the pace made since the last call: into the audit log, and a change on
     stderr (the first was said at start)."""
     while pace.changes:
-        choice, first = pace.changes.popleft(), not pace.logged
-        pace.logged = True
+        choice = pace.changes.popleft()
         trail.schedule(pace, choice)
-        if first:
+        if choice.reason == "calibrated":
             continue
         if choice.reason == "cannot-keep-up":
             print(
@@ -370,7 +369,8 @@ def _told(pace: Pace, trail: AuditTrail) -> None:
                 file=sys.stderr,
             )
         else:
-            print(f"veil: slowing down to keep up: {pace.words()}", file=sys.stderr)
+            said = choice.words(pace.source_fps, pace.whole_every, pace.costs)
+            print(f"veil: slowing down to keep up: {said}", file=sys.stderr)
 
 
 def _summary(report: RunReport, log_path: Path) -> str:

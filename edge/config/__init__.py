@@ -28,7 +28,7 @@ from edge.config.pipeline import (
     TrackConfig,
     VideoConfig,
 )
-from edge.config.schedule import WAIT_SLACK, ScheduleConfig
+from edge.config.schedule import WAIT_SLACK, ScheduleConfig, frames_waited
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -51,6 +51,7 @@ __all__ = [
     "VideoConfig",
     "WAIT_SLACK",
     "config_problems",
+    "frames_waited",
     "first_problem",
     "is_loopback",
     "load_config",

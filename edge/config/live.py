@@ -65,7 +65,7 @@ class LiveConfig(_Closed):
         2,
         ge=1,
         le=16,
-        description="frames waiting for the detector; when it is full the camera's newest frame "
+        description="frames waiting for the detector; when it is full the oldest frame waiting "
         "is dropped and counted, so latency cannot grow",
     )
     reconnect_min_s: float = Field(

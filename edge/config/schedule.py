@@ -16,6 +16,12 @@ from edge.config.errors import KeyedProblem
 WAIT_SLACK = 2
 
 
+def frames_waited(sweep: int, whole_every: int) -> int:
+    """Frames a frame waits, at most, before every part of it has been searched: the whole frame
+    every `whole_every` frames, the fine regions over `sweep`."""
+    return max(sweep, whole_every) + WAIT_SLACK
+
+
 class ScheduleConfig(_Closed):
     """Search sparse: the whole frame every `whole_every` frames, the fine regions spread over
     `sweep` frames; every known face is followed on every frame in between."""
@@ -66,7 +72,7 @@ class ScheduleConfig(_Closed):
 
     def wait(self, sweep: int | None = None) -> int:
         """Frames a frame waits, at most, before every part of it has been searched."""
-        return max(sweep or self.sweep, self.whole_every) + WAIT_SLACK
+        return frames_waited(sweep or self.sweep, self.whole_every)
 
     @model_validator(mode="after")
     def _bounded(self) -> ScheduleConfig:

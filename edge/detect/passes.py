@@ -35,11 +35,6 @@ class Pass:
     faces: tuple[float, float]
     inner: Region  # where a face of those sizes lies whole inside the region
 
-    @property
-    def pixels(self) -> int:
-        """Model input pixels: what the pass costs, near enough (time grows with them)."""
-        return self.size[0] * self.size[1]
-
     def answers_for(self, box: Sequence[float] | NDArray[np.floating[Any]]) -> bool:
         """Whether a face at `box` (x0, y0, x1, y1) is one this pass should find."""
         x0, y0, x1, y1 = (float(v) for v in box)

@@ -260,7 +260,7 @@ class Conveyor:
             self.report,
             self.track,
             schedule=self.schedule,
-            window=self.pace.longest_wait + 2 if self.pace is not None else None,
+            longest_wait=self.pace.longest_wait if self.pace is not None else None,
             realtime=self.realtime,
         ):
             if not self._vouched.put(held):

@@ -28,7 +28,7 @@ from fractions import Fraction
 import numpy as np
 
 from edge.config import LiveConfig, ScheduleConfig
-from edge.detect.passes import Searching
+from edge.detect.passes import Pass, Searching
 from edge.run.report import RunReport
 
 SHARE = 0.9  # of the device's time a run plans to use: the rest absorbs the jitter
@@ -91,18 +91,20 @@ def calibrate(detector: object, height: int, width: int, repeats: int = 2) -> Co
     whole = [p for p in passes if p.kind == "whole"]
     fine = [p for p in passes if p.kind == "fine"]
 
-    def timed(chosen: list[object]) -> float:
+    searching: Searching = detector
+
+    def timed(chosen: list[Pass]) -> float:
         if not chosen:
             return 0.0
-        detector.search(picture, chosen, 0)  # type: ignore[arg-type]  # warm-up
+        searching.search(picture, chosen, 0)  # warm-up
         best = float("inf")
         for _ in range(repeats):
             began = time.perf_counter()
-            detector.search(picture, chosen, 0)  # type: ignore[arg-type]
+            searching.search(picture, chosen, 0)
             best = min(best, (time.perf_counter() - began) * 1000.0)
         return best
 
-    return Costs(timed(list(whole)), timed(list(fine)))
+    return Costs(timed(whole), timed(fine))
 
 
 class Pace:
@@ -118,33 +120,32 @@ class Pace:
         self._at = 0  # index into options
         self._credit = Fraction(0)
         self.cannot = False  # judged: even the last option loses more than LOSS
-        self.logged = False  # the first choice has reached the audit log (edge.cli.run_cmd)
         self._by_camera = False  # the camera was asked for the chosen rate: no decimation
         self.changes: deque[Choice] = deque()  # choices not yet logged (the audit trail's)
-        self.choice = self._first()
+        # The first option whose plan fits; the last, said not to keep up, if none does.
+        fits = (
+            i
+            for i in range(len(self.options))
+            if self.costs is None or self._cost(i) <= SHARE * 1000.0
+        )
+        first = next(fits, None)
+        if first is None:
+            self.choice = self._move(len(self.options) - 1, False, "calibrated")
+        else:
+            self.choice = self._move(first, True, "calibrated")
         self._marks: deque[tuple[float, int, int]] = deque()  # (time, taken, lost)
         self._last_look = time.monotonic()
         self._started = self._last_look
         self._marks.append((self._started, 0, 0))  # the run's counts start at nothing
         self._grace_until = self._started  # after a change: the frames of the last option
 
-    def _first(self) -> Choice:
-        for i, (share, sweep) in enumerate(self.options):
-            fps = float(share) * self.source_fps
-            if self.costs is None or (
-                self.costs.per_second(fps, sweep, self.whole_every) <= SHARE * 1000.0
-            ):
-                self._at = i
-                return self._record(Choice(share, fps, sweep, True, "calibrated"))
-        self._at = len(self.options) - 1
-        share, sweep = self.options[-1]
-        return self._record(
-            Choice(share, float(share) * self.source_fps, sweep, False, "calibrated")
-        )
-
-    def _record(self, choice: Choice) -> Choice:
-        self.changes.append(choice)
-        return choice
+    def _move(self, at: int, keeps_up: bool, reason: str) -> Choice:
+        """Take option `at` as the choice, to be logged."""
+        self._at = at
+        share, sweep = self.options[at]
+        self.choice = Choice(share, float(share) * self.source_fps, sweep, keeps_up, reason)
+        self.changes.append(self.choice)
+        return self.choice
 
     @property
     def sweep(self) -> int:
@@ -211,30 +212,22 @@ class Pace:
                 span_lost = (l1 - lj) / max(1, n1 - nj)
                 if now - self._started >= _FIRST_S and span_lost > LOSS:
                     self.cannot = True
-                    share, sweep = self.options[self._at]
-                    fps = float(share) * self.source_fps
-                    self.choice = Choice(share, fps, sweep, False, "cannot-keep-up")
-                    return self._record(self.choice)
+                    return self._move(self._at, False, "cannot-keep-up")
             return None
 
     def _slower(self, lost: float) -> Choice:
         """The first option that costs at most what the current one managed: its cost less the
         share `lost` of the frames it took, with a tenth to spare; the last option if none
         does. Without measured costs, the next option."""
-        share, sweep = self.options[self._at]
-        fps = float(share) * self.source_fps
         if self.costs is None:
             at = self._at + 1
         else:
-            managed = self.costs.per_second(fps, sweep, self.whole_every) * (1.0 - lost) * 0.9
+            managed = self._cost(self._at) * (1.0 - lost) * 0.9
             at = next(
                 (i for i in range(self._at + 1, len(self.options)) if self._cost(i) <= managed),
                 len(self.options) - 1,
             )
-        self._at = at
-        share, sweep = self.options[at]
-        self.choice = Choice(share, float(share) * self.source_fps, sweep, False, "losing-frames")
-        return self._record(self.choice)
+        return self._move(at, False, "losing-frames")
 
     def _cost(self, at: int) -> float:
         share, sweep = self.options[at]

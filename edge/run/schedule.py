@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from edge.config import WAIT_SLACK, ScheduleConfig
+from edge.config import ScheduleConfig, frames_waited
 from edge.detect.passes import Pass, Searching
 from edge.track.flow import Box, Grey
 
@@ -46,19 +46,12 @@ class Plan:
     passes: list[Pass]
     cycle: int
     unchanged: frozenset[int] = field(default_factory=frozenset)
-    ages: tuple[int, ...] = ()  # per pass: frames since it last searched its region (before this)
     # Order "changed": the frame's thumbnail, which a region's search remembers it looked like.
     thumb: NDArray[np.int16] | None = field(default=None, compare=False, repr=False)
 
     def covered(self, box: Box) -> bool:
         """Whether this frame's searches should have found a face at `box`."""
         return any(p.answers_for(box) for p in self.passes)
-
-    def unseen_for(self, box: Box, longest: int) -> int:
-        """For a face found here for the first time: how many frames before this one it may
-        have been there unfound, since a search that would have found it (at most `longest`)."""
-        ages = [age for p, age in zip(self.passes, self.ages, strict=False) if p.answers_for(box)]
-        return min(min(ages), longest) if ages else longest
 
 
 class Schedule:
@@ -96,7 +89,7 @@ class Schedule:
     def wait(self) -> int:
         """Frames a frame may wait, at most, before every part of it has been searched (the
         sweep may change as a live run goes: `edge.run.pace`)."""
-        return max(self.sweep, self.whole_every) + WAIT_SLACK
+        return frames_waited(self.sweep, self.whole_every)
 
     @classmethod
     def of(cls, detector: object, cfg: ScheduleConfig, sweep: int | None = None) -> Schedule:
@@ -133,11 +126,8 @@ class Schedule:
             unchanged = frozenset(i for i in range(len(self._fine)) if not self._changed(i))
         whole = list(self._whole) if index % self.whole_every == 0 else []
         share = self._share(index, unchanged)
-        ages = tuple(index - self._last_whole for _ in whole) + tuple(
-            index - self._last[i] for i in share
-        )
         chosen = whole + [self._fine[i] for i in share]
-        return Plan(index, chosen, cycle, unchanged, ages, self._thumb)
+        return Plan(index, chosen, cycle, unchanged, self._thumb)
 
     def searched(self, plan: Plan) -> None:
         """Record that `plan`'s passes ran (never for a frame whose search failed)."""
@@ -160,14 +150,6 @@ class Schedule:
         if self._whole and self._last_whole < plan.index:
             return False
         return all(last >= plan.index or i in plan.unchanged for i, last in enumerate(self._last))
-
-    def pixels_per_frame(self, height: int, width: int) -> float:
-        """Model input pixels a frame costs on average (what the schedule's time grows with)."""
-        if self.detector is None:
-            return 0.0
-        self._reshape(height, width)
-        whole = sum(p.pixels for p in self._whole) / self.whole_every
-        return whole + sum(p.pixels for p in self._fine) / self.sweep
 
     def _reshape(self, height: int, width: int) -> None:
         if self._shape == (height, width) or self.detector is None:

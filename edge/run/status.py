@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from edge.run.degraded import RecentFaults, degraded_because, fault_lines
+from edge.run.pace import Pace
 from edge.run.report import RunReport, Timings
 
 State = Literal["running", "degraded", "stopped"]
@@ -98,7 +99,7 @@ class StatusBoard:
         self.sink_state: object | None = None  # the recording, once open: is a segment open
         # The onnxruntime execution provider CenterFace runs on, once the detector is built.
         self.detector_provider: str | None = None
-        self.pace: Any = None  # edge.run.pace.Pace: what the run chose to keep up
+        self.pace: Pace | None = None  # what the run chose to keep up
         self.state: State = "running"
         # Side outputs (the preview, the stream out) by name: their counts, shown as `outputs`.
         self.outputs: dict[str, Callable[[], dict[str, int]]] = {}
@@ -122,7 +123,7 @@ class StatusBoard:
                 problem=getattr(self.source_state, "problem", None),
                 storage_full=self.storage_full,
                 faults=self._faults.recent(now),
-                cannot_keep_up=bool(getattr(self.pace, "cannot", False)),
+                cannot_keep_up=self.pace is not None and self.pace.cannot,
             )
             self.state = "degraded" if because else "running"
             for line in fault_lines(fresh):

@@ -44,24 +44,23 @@ def vouch(
     track: TrackConfig | None = None,
     *,
     schedule: Schedule | None = None,
-    window: int | None = None,
+    longest_wait: int | None = None,
     realtime: Realtime | None = None,
 ) -> Iterator[Held[RawFrame]]:
     """Detect and track `frames`, yielding each (except late ones dropped) once vouched for.
 
-    `schedule`: which passes each frame gets (default: every pass on every frame). `window`: the
-    most frames held at once (default: recorded media `track.lookahead`, a live source what the
-    schedule waits; never less than that); a frame pushed out before it was vouched for gets the
-    rest of its searches at once, or, live, is obscured as late (a full search would make every
-    frame behind it late). `None` in `frames` is a live source's idle tick: a chance to let out
-    frames that are due.
+    `schedule`: which passes each frame gets (default: every pass on every frame). Frames held at
+    once: recorded media `track.lookahead`, a live source what the schedule waits, never less
+    than that; a frame pushed out before it was vouched for gets the rest of its searches at
+    once, or, live, is obscured as late (a full search would make every frame behind it late).
+    `longest_wait`: the most frames the schedule may come to wait (a live
+    run's pace may lengthen its sweep; default: what it waits now). `None` in `frames` is a live
+    source's idle tick: a chance to let out frames that are due.
     """
     cfg = track or TrackConfig()
     plan_of = schedule or Schedule(detector)
-    needed = plan_of.wait() + _SLACK
-    held: Window[RawFrame] = Window(
-        max(window or (needed if realtime is not None else cfg.lookahead), needed)
-    )
+    needed = (longest_wait or plan_of.wait()) + _SLACK
+    held: Window[RawFrame] = Window(needed if realtime is not None else max(cfg.lookahead, needed))
     tracker = Tracker(cfg)
     plans: dict[int, Plan] = {}
     n = 0

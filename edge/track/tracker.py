@@ -79,10 +79,6 @@ class Tracker:
     def __len__(self) -> int:
         return len(self._tracks)
 
-    def boxes(self) -> list[Box]:
-        """Where each track is now (for planning searches around known faces)."""
-        return [t.box.copy() for t in self._tracks]
-
     def update(self, found: Detections, grey: Grey, covered: Covered | None = None) -> Coverage:
         """Take the next frame (its grey picture, and the detections of this frame's searches,
         possibly none); return what to redact on it. `covered(box)`: whether this frame's
