@@ -179,7 +179,10 @@ class Conveyor:
             self._settle()
         except BaseException:
             self._stop.set()
-            writer.join(_DRAIN_S)
+            # Every stage has ended (or had its time) before the sink's output is torn down:
+            # none may still be inside a native call on what the abort frees.
+            for thread in threads:
+                thread.join(_DRAIN_S)
             self.sink.abort()
             self._settle()
             raise
