@@ -98,7 +98,7 @@ def vouch(
             except Exception as exc:  # boxes the tracker cannot handle (NaN, wrong shape)
                 failed = failed or f"tracker: {type(exc).__name__}"
                 coverage = None
-            entry = Held(raw, seen, n, [coverage.boxes] if coverage else [], failed)
+            entry = Held(raw, seen, n, [coverage.boxes] if coverage else [], failed, tracker.moved)
             pushed = list(held.push(entry))
             if coverage is not None:
                 # A new face is followed back as far as any frame may have waited for this

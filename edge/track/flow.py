@@ -14,6 +14,7 @@ one call to the next, and nothing in it could tell one face from another.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import cv2
@@ -34,6 +35,8 @@ _MIN_POINTS = 4  # of the 9: fewer agreeing points and the box is not followed
 _SCALE = (0.8, 1.25)  # the most a face can grow or shrink from one frame to the next
 # The pairs of grid points whose distances give the change of scale.
 _PAIRS = np.triu_indices(_GRID * _GRID, 1)
+_SHIFT_SCALE = 8  # the picture's own motion is measured on copies this many times smaller
+_SHIFT_RESPONSE = 0.1  # phase correlation's peak under this: no clear motion of the whole
 
 
 def follow(before: Grey, after: Grey, box: Box, reach: float) -> Box | None:
@@ -43,17 +46,25 @@ def follow(before: Grey, after: Grey, box: Box, reach: float) -> Box | None:
 
 
 def follow_all(
-    before: Grey, after: Grey, boxes: Sequence[Box], reaches: Sequence[float]
+    before: Grey,
+    after: Grey,
+    boxes: Sequence[Box],
+    reaches: Sequence[float],
+    guess: NDArray[np.float64] | None = None,
 ) -> list[Box | None]:
     """Each of `boxes` (on `before`) moved onto `after`, or None where the flow cannot say
     (`follow`). All of them in one tracking call, on one crop that holds every box grown by its
-    reach: a frame's faces cost about what one does."""
+    reach (and by the picture's own motion): a frame's faces cost about what one does. The
+    points start where the picture as a whole moved (`guess`, or measured: `shift`): a worn
+    camera's pan and bob move every face alike, often further than a small, dim face's flow
+    could find alone."""
     out: list[Box | None] = [None] * len(boxes)
     if not boxes:
         return out
     height, width = before.shape[:2]
     xyxy = np.array([[float(v) for v in box] for box in boxes], dtype=np.float64).reshape(-1, 4)
-    far = np.asarray(reaches, dtype=np.float64)
+    guess = shift(before, after) if guess is None else guess
+    far = np.asarray(reaches, dtype=np.float64) + float(np.abs(guess).max())
     w, h = xyxy[:, 2] - xyxy[:, 0], xyxy[:, 3] - xyxy[:, 1]
     lo = np.maximum(0, np.floor(xyxy[:, :2] - far[:, None])).astype(int)
     hi = np.minimum([width, height], np.ceil(xyxy[:, 2:] + far[:, None])).astype(int)
@@ -64,7 +75,7 @@ def follow_all(
     for group, f in ((usable & large, 0.5), (usable & ~large, 1.0)):
         idx = np.flatnonzero(group)
         if idx.size:
-            moved, ok = _follow_group(before, after, xyxy[idx], lo[idx], hi[idx], f)
+            moved, ok = _follow_group(before, after, xyxy[idx], lo[idx], hi[idx], f, guess)
             for k, i in enumerate(idx):
                 if ok[k]:
                     out[int(i)] = moved[k]
@@ -78,6 +89,7 @@ def _follow_group(
     lo: NDArray[np.int_],
     hi: NDArray[np.int_],
     f: float,
+    guess: NDArray[np.float64],
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     """Boxes followed in one call on the crop that holds them all, at scale `f` (1 or 0.5)."""
     ox0, oy0 = lo.min(axis=0)
@@ -94,11 +106,26 @@ def _follow_group(
     levels = _LEVELS
     if f < 1.0:
         a, b, levels = cv2.pyrDown(a), cv2.pyrDown(b), _LEVELS - 1
+    moved_by = (guess * f).astype(np.float32)
     ahead, ok_ahead, _ = cv2.calcOpticalFlowPyrLK(
-        a, b, start, None, winSize=_WINDOW, maxLevel=levels, criteria=_CRITERIA
+        a,
+        b,
+        start,
+        start + moved_by,
+        winSize=_WINDOW,
+        maxLevel=levels,
+        criteria=_CRITERIA,
+        flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
     )
     back, ok_back, _ = cv2.calcOpticalFlowPyrLK(
-        b, a, ahead, None, winSize=_WINDOW, maxLevel=levels, criteria=_CRITERIA
+        b,
+        a,
+        ahead,
+        ahead - moved_by,
+        winSize=_WINDOW,
+        maxLevel=levels,
+        criteria=_CRITERIA,
+        flags=cv2.OPTFLOW_USE_INITIAL_FLOW,
     )
     n = _GRID * _GRID
     p = start.reshape(-1, n, 2).astype(np.float64) / f
@@ -136,6 +163,25 @@ def _median(values: NDArray[np.float64]) -> NDArray[np.float64]:
     hi = np.clip(count // 2, 0, None)[:, None]
     middle = (np.take_along_axis(ordered, lo, 1) + np.take_along_axis(ordered, hi, 1)) / 2
     return np.where(count > 0, middle[:, 0], np.nan)
+
+
+def shift(before: Grey, after: Grey) -> NDArray[np.float64]:
+    """How far (dx, dy, px) the picture as a whole moved from `before` to `after`: phase
+    correlation of copies `_SHIFT_SCALE` times smaller; (0, 0) when it has no clear answer (a
+    cut, a flat picture, a scene of many motions)."""
+    height, width = before.shape[:2]
+    size = (max(16, width // _SHIFT_SCALE), max(16, height // _SHIFT_SCALE))
+    a = cv2.resize(before, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    b = cv2.resize(after, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    (dx, dy), response = cv2.phaseCorrelate(a, b, _hann(size))
+    if response < _SHIFT_RESPONSE:
+        return np.zeros(2)
+    return np.array([dx * width / size[0], dy * height / size[1]], dtype=np.float64)
+
+
+@lru_cache(maxsize=4)
+def _hann(size: tuple[int, int]) -> NDArray[np.float32]:
+    return np.asarray(cv2.createHanningWindow(size, cv2.CV_32F), np.float32)
 
 
 def reach(box: Box) -> float:

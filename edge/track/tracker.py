@@ -15,7 +15,8 @@ A track ends when a search that covered its box found nothing there: at once for
 every score stayed below `_CONFIDENT` or that was seen once (most such tracks are false alarms on
 texture), after a second such search for the others (a face the detector misses once); or when
 it was not detected for `hold_frames` frames; or when the flow has lost it for `_LOST_FOR`
-frames. Boxes are in frame pixels, clipped to the frame; boxes wholly outside it are dropped.
+frames. Boxes are in frame pixels, clipped to the frame; boxes wholly outside it
+are dropped.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from numpy.typing import NDArray
 
 from edge.config import TrackConfig
 from edge.detect.detections import Detections, clip_xyxy
-from edge.track.flow import Box, Grey, follow_all, grown, reach
+from edge.track.flow import Box, Grey, follow_all, grown, reach, shift
 
 _HELD_SCORE = 0.0  # score given to the boxes the tracker adds (they are not detections)
 _CONFIDENT = 0.2  # a track that never scored this much ends at the first search that misses it
@@ -75,6 +76,7 @@ class Tracker:
         self.cfg = cfg
         self._tracks: list[Track] = []
         self._grey: Grey | None = None
+        self.moved: NDArray[np.float64] = np.zeros(2)  # (dx, dy) of the picture, last frame
 
     def __len__(self) -> int:
         return len(self._tracks)
@@ -92,6 +94,10 @@ class Tracker:
             raise ValueError("detections hold non-finite boxes")
         height, width = grey.shape[:2]
         before, self._grey = self._grey, grey
+        # The picture's own motion since the last frame: where following a face starts here,
+        # and following it back (`Window.backfill`) starts on the way back.
+        same = before is not None and before.shape == grey.shape
+        self.moved = shift(before, grey) if before is not None and same else np.zeros(2)
         dets = found.xyxy.astype(np.float64)
         scores = found.scores.tolist()
         for track in self._tracks:
@@ -128,7 +134,7 @@ class Tracker:
         moves: list[Box | None] = [None] * len(tracks)
         if tracks and before is not None and before.shape == grey.shape:
             moves = follow_all(
-                before, grey, [t.box for t in tracks], [reach(t.box) for t in tracks]
+                before, grey, [t.box for t in tracks], [reach(t.box) for t in tracks], self.moved
             )
         for track, moved in zip(tracks, moves, strict=True):
             if moved is None:

@@ -14,6 +14,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+import numpy as np
+from numpy.typing import NDArray
+
 from edge.detect.detections import Detections
 from edge.track.flow import Box, Grey, follow_all, grown, reach
 from edge.track.tracker import boxes_on_frame
@@ -32,6 +35,8 @@ class Held(Generic[T]):
     index: int = 0  # its place among the frames the run took
     boxes: list[Detections] = field(default_factory=list)
     failed: str | None = None  # why the frame cannot be vouched for, if it cannot
+    # (dx, dy) the picture moved since the frame held before it (`Tracker.moved`), if known.
+    moved: NDArray[np.float64] | None = None
 
     def faces(self) -> Detections:
         return Detections.concat(self.boxes)
@@ -82,8 +87,13 @@ class Window(Generic[T]):
             # onto the frames before, which the same later search vouches for.
             height, width = before.grey.shape[:2]
             order = list(alive)
+            back = None if after.moved is None else -after.moved
             moves = follow_all(
-                after.grey, before.grey, [alive[i] for i in order], [reach(alive[i]) for i in order]
+                after.grey,
+                before.grey,
+                [alive[i] for i in order],
+                [reach(alive[i]) for i in order],
+                back,
             )
             drawn = []
             for i, moved in zip(order, moves, strict=True):

@@ -6,8 +6,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import skimage.data
 
-from edge.track.flow import follow, follow_all, reach
+from edge.evaluate.size_sweep import background
+from edge.track.flow import follow, follow_all, reach, shift
 
 H, W = 360, 640
 
@@ -31,12 +33,39 @@ def test_a_box_on_texture_moves_with_it(dx: int, dy: int) -> None:
 
 
 def test_a_box_moved_beyond_what_it_may_reach_is_not_followed_there() -> None:
-    # Only the box grown by `reach` is looked at: a shift past it is not found.
+    # Only the box grown by `reach` (and by the picture's own motion, none here: only the patch
+    # moves) is looked at: a move past it is not found.
     before = textured()
-    after = np.roll(before, (0, 60), axis=(0, 1))
+    after = before.copy()
+    after[120:160, 310:350] = before[120:160, 250:290]
     box = np.array([250.0, 120.0, 290.0, 160.0])
     moved = follow(before, after, box, 24.0)
     assert moved is None or np.abs(moved - (box + [60, 0, 60, 0])).max() > 1.0
+
+
+def test_a_small_dim_face_is_followed_through_a_camera_pan_larger_than_itself() -> None:
+    """A worn camera pans and bobs further between two frames taken (a run taking every other
+    frame) than a 16 px face in dusk noise can be followed by its own flow: the points start
+    where the picture as a whole moved."""
+    rng = np.random.default_rng(5)
+    face = cv2.cvtColor(cv2.resize(skimage.data.astronaut(), (256, 256)), cv2.COLOR_RGB2GRAY)
+    # A 720p scene with structure at every scale: blotches of colour, grain (the size sweep's).
+    scene = cv2.cvtColor(background(1280, 720), cv2.COLOR_BGR2GRAY).astype(np.float32)
+    x, y = 300, 150
+    scene[y : y + 40, x : x + 40] = cv2.resize(face[40:200, 90:250], (40, 40))
+    dx, dy = 31, -11
+
+    def dusk(picture: np.ndarray) -> np.ndarray:
+        dim = 0.35 * picture + rng.normal(0, 4, picture.shape)
+        return np.clip(np.rint(dim), 0, 255).astype(np.uint8)
+
+    before = dusk(scene)
+    after = dusk(np.roll(scene, (dy, dx), axis=(0, 1)))
+    assert np.abs(shift(before, after) - [dx, dy]).max() <= 3.0  # where the points start
+    box = np.array([x + 12.0, y + 12.0, x + 28.0, y + 28.0])  # the face's middle, 16 px
+    (moved,) = follow_all(before, after, [box], [reach(box)])
+    assert moved is not None
+    assert np.abs(moved - (box + [dx, dy, dx, dy])).max() <= 1.5
 
 
 def test_a_featureless_patch_is_not_followed() -> None:
