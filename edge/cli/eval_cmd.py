@@ -23,7 +23,8 @@ from edge.errors import UsageError
 from edge.evaluate.chart import Series, check_chart_path, render_chart, summary_series
 from edge.evaluate.equal_protection import render_audit
 from edge.evaluate.evalset import check_media, load_evalset
-from edge.evaluate.groups import evaluate_groups, sweep_series
+from edge.evaluate.group_clip import write_group_clip
+from edge.evaluate.groups import evaluate_groups, read_image, sweep_series
 from edge.evaluate.groups_text import render_groups
 from edge.evaluate.metrics import (
     MIN_FACE_PX,
@@ -78,9 +79,35 @@ def add_parser(subparsers: Subparsers) -> None:
         "--source file:...) instead of running the pipeline",
     )
     evaluate.add_argument("--video", help="with --recording: which of the set's videos it is")
+    evaluate.add_argument(
+        "--live-score",
+        type=Path,
+        metavar="JSON",
+        help="with --audit-report: a labelled clip's recording scored by group "
+        "(`veil eval CLIP --recording DIR --json JSON`), shown beside the stills",
+    )
+    evaluate.add_argument(
+        "--make-live-clip",
+        type=Path,
+        metavar="OUT",
+        help="labelled sets: instead of evaluating, write a dim body-camera clip of the set's "
+        "faces into OUT, annotated with each face's labels, to play to `veil run` and score "
+        "with --recording by group",
+    )
+    evaluate.add_argument(
+        "--seconds", type=float, default=60.0, help="with --make-live-clip: its length"
+    )
+    evaluate.add_argument(
+        "--clip-source",
+        default="fairface",
+        help="with --make-live-clip: the source whose faces it shows (default fairface: whole "
+        "photos, where UTKFace holds face-only chips); 'all' for every source",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.make_live_clip is not None:
+        return make_live_clip(args.set_dir, args.make_live_clip, args.seconds, args.clip_source)
     if args.recording is not None:
         score = score_recording(args.set_dir, args.recording, args.video)
         print(render_score(score))
@@ -97,7 +124,47 @@ def main(args: argparse.Namespace) -> int:
         conditions=parse_conditions(args.conditions),
         limit=args.limit,
         audit_path=args.audit_report,
+        live=read_live_score(args.live_score) if args.live_score is not None else None,
     )
+
+
+def read_live_score(path: Path) -> dict[str, Any]:
+    """A `veil eval CLIP --recording DIR --json` file of a labelled clip, checked."""
+    try:
+        score = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"--live-score {path}: cannot read it ({exc})") from None
+    if not isinstance(score, dict) or not score.get("groups"):
+        raise UsageError(
+            f"--live-score {path}: not a labelled clip's recording score (no groups); make it "
+            "with `veil eval CLIP --recording DIR --json FILE`"
+        )
+    return score
+
+
+def make_live_clip(set_dir: Path, out: Path, seconds: float, source: str) -> int:
+    if not 1.0 <= seconds <= 600.0:
+        raise UsageError(f"--seconds {seconds:g}: a clip of 1 to 600 s")
+    if out.exists() and any(out.iterdir()):
+        raise UsageError(f"{out}: not empty; the clip is written into a new folder")
+    evalset = load_evalset(set_dir)
+    labelled = [
+        item
+        for item in evalset.images
+        if item.labels is not None and item.faces and source in ("all", item.source or item.subset)
+    ]
+    if not labelled:
+        raise UsageError(f"{set_dir}: no labelled faces of source {source!r} (a groups set)")
+    check_media(set_dir, [item.file for item in labelled])
+    annotations = write_group_clip(set_dir, labelled, out, read_image, seconds=seconds)
+    (video,) = annotations["videos"]
+    faces = sum(len(f["faces"]) for f in video["frames"])
+    print(
+        f"wrote {out / video['file']}: {video['num_frames']} frames, {len(labelled)} labelled "
+        f"faces, {faces} face-frames; play it with `veil run --source file:...` and score the "
+        f"recording with `veil eval {out} --recording DIR`"
+    )
+    return 0
 
 
 def parse_sizes(text: str) -> tuple[int, ...]:
@@ -141,7 +208,10 @@ def eval_command(
     conditions: Sequence[str] = ("clear",),
     limit: int | None = None,
     audit_path: Path | None = None,
+    live: dict[str, Any] | None = None,
 ) -> int:
+    if live is not None and audit_path is None:
+        raise UsageError("--live-score goes on the --audit-report page: name that page too")
     if limit is not None and limit < 1:
         raise UsageError(f"--limit {limit}: must be 1 or more")
     for path in (chart_path, audit_path):
@@ -218,7 +288,7 @@ def eval_command(
             write_text(chart_file, render_chart(summary_series(summary) + extra, title))
             print(f"wrote {chart_file.final}", file=sys.stderr)
         if audit_file is not None:
-            write_text(audit_file, render_audit(summary))
+            write_text(audit_file, render_audit(summary, live))
             print(f"wrote {audit_file.final}", file=sys.stderr)
     except BaseException:
         for file in outputs:

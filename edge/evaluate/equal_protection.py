@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
+from edge.evaluate.equal_protection_live import live_section
 from edge.evaluate.equal_protection_svg import recall_chart
 from edge.evaluate.groups import NO_LABEL, targets_for
 
@@ -313,8 +314,9 @@ def _source_section(groups: Mapping[str, Any], source: str) -> list[str]:
     return [*out, "</section>"]
 
 
-def render_audit(summary: Mapping[str, Any]) -> str:
-    """The page, from a `veil eval` summary that holds a group audit (`summary["groups"]`)."""
+def render_audit(summary: Mapping[str, Any], live: Mapping[str, Any] | None = None) -> str:
+    """The page, from a `veil eval` summary that holds a group audit (`summary["groups"]`);
+    with `live`, a labelled clip's recording scored by group, beside the stills."""
     groups = summary.get("groups")
     if not groups or "native" not in groups:
         raise ValueError("the set has no labelled faces: there is no group audit to report")
@@ -330,6 +332,7 @@ def render_audit(summary: Mapping[str, Any]) -> str:
         f"{groups['min_rank_n']} faces). Red: below the target. ⚑: the worst and best groups' "
         "95 % Wilson intervals do not overlap.</p>",
         *(line for source in sources for line in _source_section(groups, source)),
+        *(live_section(live) if live is not None else []),
         f'<section id="caveats"><h2>Caveats</h2><ul>{caveats}</ul></section>',
     ]
     return "\n".join(

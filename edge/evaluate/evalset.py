@@ -36,6 +36,8 @@ class FrameItem(_Open):
     index: int
     faces: list[Box]
     ignore: list[Box] = []
+    # A labelled clip's (`edge.evaluate.group_clip`): each face's subject id, parallel to faces.
+    subjects: list[str] | None = None
 
 
 class VideoItem(_Open):
@@ -47,6 +49,8 @@ class VideoItem(_Open):
     source: str = ""
     exhaustive: bool = True
     frames: list[FrameItem]
+    # A labelled clip's: each subject's labels, as the groups set that the faces came from has them.
+    subjects: dict[str, dict[str, str | int | float | bool | None]] | None = None
 
 
 class EvalSet(_Open):

@@ -45,7 +45,10 @@ MIN_RANK_N = 20
 # has its floors; the dim-and-soft dusk render has its own, stricter ones at small sizes, and the
 # milder single conditions are held to the clear floors.
 CLEAR_TARGETS: dict[int, float] = {16: 0.97, 24: 0.99}
-TARGETS: dict[str, dict[int, float]] = {"low_light+blur": {12: 0.95, 16: 0.99}}
+TARGETS: dict[str, dict[int, float]] = {
+    "low_light+blur": {12: 0.95, 16: 0.99},
+    "shadow": {12: 0.95, 16: 0.99},
+}
 
 
 def targets_for(condition: str) -> dict[int, float]:
@@ -152,7 +155,7 @@ def _below_target(condition: str, size: int, summary: Mapping[str, Any]) -> list
     ]
 
 
-def _read(path: Path) -> Pixels:
+def read_image(path: Path) -> Pixels:
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise MediaError(f"cannot read image {path}")
@@ -200,7 +203,7 @@ def evaluate_groups(
     swept: dict[tuple[str, int], list[Outcome]] = {(c, s): [] for c in conditions for s in sizes}
     skipped = dict.fromkeys(sizes, 0)
     for item, labels in labelled:
-        image, box = _read(root / item.file), item.faces[0]
+        image, box = read_image(root / item.file), item.faces[0]
         native.append(native_judge(item, labels, image, box))
         for size in sizes if sweep else ():
             rendered = render_face(image, box, size, key=item.file)

@@ -25,6 +25,7 @@ from edge.evaluate.evalset import VideoItem, load_evalset
 from edge.evaluate.metrics import longest_run
 from edge.evaluate.overredaction import CellCount, over_redaction
 from edge.evaluate.protection import is_protected
+from edge.evaluate.recording_groups import GroupTally, render_groups
 from edge.frames import Pixels
 from edge.names import is_partial
 
@@ -43,9 +44,12 @@ class RecordingScore:
     # Textured picture away from faces destroyed (`edge.evaluate.overredaction`), against the
     # decoded source frame: the recording's compression counts too, so this is an upper bound.
     cells: CellCount = field(default_factory=CellCount)
+    # A labelled clip's (`edge.evaluate.group_clip`): face-frames per group.
+    groups: GroupTally | None = None
 
     def as_dict(self) -> dict[str, Any]:
         out = dict(self.__dict__)
+        out["groups"] = None if self.groups is None else self.groups.as_dict()
         out["cells"] = {"textured": self.cells.textured, "destroyed": self.cells.destroyed}
         out["over_redaction"] = self.cells.share
         out["protected_share"] = self.protected / self.face_frames if self.face_frames else None
@@ -76,7 +80,10 @@ def score_recording(set_dir: Path, recording: Path, video: str | None = None) ->
     item: VideoItem = items[0]
     annotated = {f.index: f.faces for f in item.frames}
     ignored = {f.index: f.ignore for f in item.frames}
+    subjects = _subjects(item)
     score = RecordingScore(item.file)
+    if item.subjects is not None:
+        score.groups = GroupTally(item.subjects)
     leaks: list[bool] = []
     source: VideoFileSource | None = None
     frames: Iterator[Any] = iter(())
@@ -112,12 +119,13 @@ def score_recording(set_dir: Path, recording: Path, video: str | None = None) ->
         score.recorded += 1
         score.source_frames = k + 1
         leaked = False
-        for box in annotated.get(index, []):
+        for n, box in enumerate(annotated.get(index, [])):
             score.face_frames += 1
-            if is_protected(raw.pixels, pixels, box):
-                score.protected += 1
-            else:
-                leaked = True
+            protected = is_protected(raw.pixels, pixels, box)
+            score.protected += protected
+            leaked = leaked or not protected
+            if score.groups is not None:
+                score.groups.add(subjects[index][n], box, protected)
         leaks.append(leaked)
         if item.exhaustive and index in annotated:
             keep_out = [*annotated[index], *ignored.get(index, [])]
@@ -127,6 +135,22 @@ def score_recording(set_dir: Path, recording: Path, video: str | None = None) ->
     score.leaked_frames = sum(leaks)
     score.longest_leak = longest_run(leaks)
     return score
+
+
+def _subjects(item: VideoItem) -> dict[int, list[str]]:
+    """Each frame's subject ids (a labelled clip's), checked against its faces and labels."""
+    if item.subjects is None:
+        return {}
+    out: dict[int, list[str]] = {}
+    for frame in item.frames:
+        ids = frame.subjects or []
+        if len(ids) != len(frame.faces) or any(s not in item.subjects for s in ids):
+            raise UsageError(
+                f"{item.file}: frame {frame.index}'s subjects do not match its faces and the "
+                "clip's subjects"
+            )
+        out[frame.index] = ids
+    return out
 
 
 def render_score(score: RecordingScore) -> str:
@@ -142,5 +166,6 @@ def render_score(score: RecordingScore) -> str:
             "textured picture away from faces destroyed: "
             + ("-" if score.cells.share is None else f"{score.cells.share:.1%}")
             + " (against the source: the recording's compression counts too)",
+            *([] if score.groups is None else render_groups(score.groups.as_dict())),
         ]
     )
