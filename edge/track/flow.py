@@ -141,14 +141,22 @@ def _moved(
     """Each box moved by the median motion of its good points `p` -> `q`, and scaled by the
     median change of the distances between them (1 where too few are apart)."""
     nan = np.float64(np.nan)
+    n = len(box)
     with np.errstate(all="ignore"):
-        shift = np.stack([_median(np.where(good, (q - p)[..., k], nan)) for k in range(2)], axis=1)
         i, j = _PAIRS
         before_d = np.linalg.norm(p[:, i] - p[:, j], axis=2)
         after_d = np.linalg.norm(q[:, i] - q[:, j], axis=2)
         pair = good[:, i] & good[:, j] & (before_d > 1.0)
-        scale = _median(np.where(pair, after_d / before_d, nan))
-    scale = np.clip(np.nan_to_num(scale, nan=1.0), *_SCALE)
+        # One sort for every median: the x motions, the y motions and the distance ratios of
+        # each box, as rows padded with NaN to the pairs' width.
+        rows = np.full((3 * n, pair.shape[1]), nan)
+        motion = np.where(good[..., None], q - p, nan)
+        rows[:n, : good.shape[1]] = motion[..., 0]
+        rows[n : 2 * n, : good.shape[1]] = motion[..., 1]
+        rows[2 * n :] = np.where(pair, after_d / before_d, nan)
+        medians = _median(rows)
+    shift = np.stack([medians[:n], medians[n : 2 * n]], axis=1)
+    scale = np.clip(np.nan_to_num(medians[2 * n :], nan=1.0), *_SCALE)
     centre = (box[:, :2] + box[:, 2:]) / 2 + np.nan_to_num(shift)
     half = (box[:, 2:] - box[:, :2]) * scale[:, None] / 2
     return np.concatenate([centre - half, centre + half], axis=1)
