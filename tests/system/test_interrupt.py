@@ -34,6 +34,8 @@ def test_a_stopped_run_leaves_no_partial_output(
         [sys.executable, "-m", "edge", "redact", str(long_clip), "-o", str(out)],
         stderr=subprocess.PIPE,
         text=True,
+        # A crash in native code (it has happened once in a loaded suite) prints its stacks.
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},
         # As from a terminal: a shell's background job inherits SIGINT ignored, which Python
         # (and Veil) honours, so the test must not depend on how it was itself started.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
