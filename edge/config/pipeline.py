@@ -101,6 +101,23 @@ class CenterFaceConfig(_Closed):
         "faces too small for the whole-image pass (a photo larger than still_max_side is then "
         "searched at full resolution too)",
     )
+    still_faint_from: float = Field(
+        0.04,
+        ge=0.0,
+        le=0.6,
+        description="still images: a candidate scoring from this up to threshold is looked at "
+        "again close up, as it is, brightened and with local contrast, and kept if found there "
+        "at threshold (`edge.detect.second_look`); 0 = no second look",
+    )
+    still_faint_most: int = Field(
+        16, ge=1, le=64, description="still images: the most candidates looked at again"
+    )
+
+    @model_validator(mode="after")
+    def _faint_under_threshold(self) -> CenterFaceConfig:
+        if self.still_faint_from >= self.threshold:
+            raise ValueError("still_faint_from must be under threshold (or 0)")
+        return self
 
 
 class BlazeFaceConfig(_Closed):
@@ -147,7 +164,8 @@ class LowLightConfig(_Closed):
         ge=40.0,
         le=160.0,
         description="a pass input (the whole frame or one region, at the model's size) whose "
-        "mean luma (0-255) is below this is dark",
+        "mean luma (0-255) is below this is dark; in one that is not, each area of at least "
+        "3x3 cells of 32 model pixels this dark is brightened on its own",
     )
     target: float = Field(
         110.0, ge=80.0, le=160.0, description="the mean luma a dark input is brightened to"

@@ -48,6 +48,8 @@ _BLUR_SIGMA = 1.0
 # Dusk, dim and soft at once (a doorway camera after sunset): a gain and a gamma on the
 # gamma-encoded values, the lens's softness, then sensor noise of one fixed sigma.
 _DUSK_GAIN, _DUSK_GAMMA, _DUSK_NOISE = 0.4, 1.3, 4.0
+# A shadow: the dusk render in a square about the face, inside an otherwise clear canvas.
+_SHADOW_SIDE, _SHADOW_MIN, _SHADOW_FEATHER = 8.0, 128.0, 8.0
 
 CONDITIONS: dict[str, str] = {
     "clear": "as stored, only shrunk",
@@ -57,6 +59,11 @@ CONDITIONS: dict[str, str] = {
         f"dim and soft: v' = 255 x {_DUSK_GAIN:g} x (v/255)^{_DUSK_GAMMA:g} on each channel, "
         f"then Gaussian blur sigma {_BLUR_SIGMA:g} px, then Gaussian noise sigma "
         f"{_DUSK_NOISE:g} levels (seeded), rounded and clipped to 0-255"
+    ),
+    "shadow": (
+        "a face in a shadowed doorway of a bright scene: low_light+blur inside a square "
+        f"{_SHADOW_SIDE:g} times the face's size (at least {_SHADOW_MIN:g} px) around it, "
+        f"feathered over {_SHADOW_FEATHER:g} px; the rest of the canvas as stored"
     ),
 }
 
@@ -145,6 +152,18 @@ def apply_condition(rendered: Rendered, condition: str, *, key: str) -> Rendered
         dim = _DUSK_GAIN * 255.0 * (rendered.pixels.astype(np.float32) / 255.0) ** _DUSK_GAMMA
         soft = cv2.GaussianBlur(dim, (0, 0), sigmaX=_BLUR_SIGMA)
         return Rendered(_noisy(soft, _DUSK_NOISE, key), rendered.box)
+    if condition == "shadow":
+        dusk = apply_condition(rendered, "low_light+blur", key=key).pixels
+        x, y, w, h = rendered.box
+        half = max(_SHADOW_SIDE * max(w, h), _SHADOW_MIN) / 2
+        cx, cy = x + w / 2, y + h / 2
+        height, width = rendered.pixels.shape[:2]
+        inside = np.zeros((height, width), np.float32)
+        x0, y0 = max(0, round(cx - half)), max(0, round(cy - half))
+        inside[y0 : round(cy + half), x0 : round(cx + half)] = 1.0
+        weight = np.asarray(cv2.GaussianBlur(inside, (0, 0), sigmaX=_SHADOW_FEATHER / 2))[..., None]
+        mixed = dusk * weight + rendered.pixels.astype(np.float32) * (1.0 - weight)
+        return Rendered(np.clip(np.rint(mixed), 0, 255).astype(np.uint8), rendered.box)
     raise ValueError(f"unknown condition {condition!r}; known: {', '.join(CONDITIONS)}")
 
 
