@@ -8,6 +8,7 @@ from edge.config import DetectorConfig
 from edge.detect.base import FaceDetector
 from edge.detect.detections import Detections
 from edge.detect.exposure import LowLight
+from edge.detect.second_look import SecondLook
 from edge.errors import ConfigError
 from edge.models.manifest import load_manifest
 
@@ -33,6 +34,11 @@ def _centerface(cfg: DetectorConfig, still: bool) -> FaceDetector:
         threads=cfg.threads,
         providers=own.providers,
         low_light=low_light(cfg),
+        second_look=(
+            SecondLook(own.still_faint_from, own.still_faint_most)
+            if own.still_faint_from > 0
+            else None
+        ),
     )
 
 

@@ -23,6 +23,7 @@ from edge.detect.detections import Detections, clip_xyxy
 from edge.detect.exposure import LowLight
 from edge.detect.nms import nms
 from edge.detect.passes import Pass, Region
+from edge.detect.second_look import SecondLook, look_again
 from edge.detect.sweep import grid_regions
 from edge.detect.tiles import tile_grid
 from edge.errors import ModelError
@@ -58,13 +59,15 @@ class CenterFace:
         threads: int = 0,
         providers: Sequence[str] = (CPU,),
         low_light: LowLight | None = None,
+        second_look: SecondLook | None = None,
     ) -> None:
         """Still images (`still`): `fine_scale` with tiles of `tile_side` model pixels. Video
         frames: `fine_scale` in a `fine_grid` (rows, columns) of regions, each reaching
         `fine_margin` px into its neighbours (`passes`).
         `providers`: onnxruntime execution providers, best first; after construction
         `provider` is the one that runs and `fallback` those asked for that do not.
-        `low_light`: how dark pass inputs are brightened (`edge.detect.exposure`)."""
+        `low_light`: how dark pass inputs are brightened (`edge.detect.exposure`).
+        `second_look`: still images' faint candidates searched again (`edge.detect.second_look`)."""
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
         if max_side < _ALIGN:
@@ -79,6 +82,8 @@ class CenterFace:
         self.fine_margin = fine_margin
         self.still = still
         self.low_light = low_light or LowLight()
+        self.second_look = second_look if still else None
+        self.second_passes = 0  # model passes the second looks took, for measurement
         self.threads = inference_threads(threads)
         self._model = verified_model_bytes("centerface")
         self.providers = tuple(providers) if providers else (CPU,)
@@ -155,7 +160,26 @@ class CenterFace:
             for x0, y0, x1, y1 in self._tiles(height, width, fine):
                 size = _aligned((y1 - y0) * fine), _aligned((x1 - x0) * fine)
                 jobs.append((image[y0:y1, x0:x1], *size, x0, y0))
-        return nms(Detections.concat(self._run(jobs, None)), self.nms_iou)
+        found = nms(Detections.concat(self._run(jobs, None)), self.nms_iou)
+        sure = found.scores >= self.threshold
+        if self.second_look is None:
+            return found[sure]
+        extra, passes = look_again(
+            image, found[~sure], self._search_whole, self.low_light, self.second_look
+        )
+        self.second_passes += passes
+        extra.clip(height, width)
+        return nms(Detections.concat([found[sure], extra]), self.nms_iou)
+
+    def _floor(self) -> float:
+        """The lowest score a pass keeps: under `threshold`, candidates for a second look."""
+        return self.threshold if self.second_look is None else self.second_look.faint_from
+
+    def _search_whole(self, pixels: Pixels) -> Detections:
+        """One model pass on `pixels` at their size (multiples of 32), at the threshold."""
+        blob = cv2.dnn.blobFromImage(pixels, 1.0, swapRB=True)
+        heat, log_size, offset = self._session.run(["heatmap", "scale", "offset"], {"image": blob})
+        return decode(heat[0, 0], log_size[0], offset[0], self.threshold)
 
     def _run(
         self, jobs: list[tuple[Pixels, int, int, int, int]], cycle: int | None
@@ -192,11 +216,15 @@ class CenterFace:
         interpolation = cv2.INTER_AREA if in_w < width else cv2.INTER_LINEAR
         small = cv2.resize(image, (in_w, in_h), interpolation=interpolation)
         parts = []
-        for seen in self.low_light.inputs(small, cycle):
+        for look in self.low_light.looks(small, cycle):
             # blobFromImage swaps BGR to RGB and lays out NCHW float32 in one pass.
-            blob = cv2.dnn.blobFromImage(seen, 1.0, swapRB=True)
+            blob = cv2.dnn.blobFromImage(look.pixels, 1.0, swapRB=True)
             heat, log_size, offset = session.run(["heatmap", "scale", "offset"], {"image": blob})
-            parts.append(decode(heat[0, 0], log_size[0], offset[0], self.threshold))
+            part = decode(heat[0, 0], log_size[0], offset[0], self._floor())
+            if look.x0 or look.y0:
+                shift = np.array([look.x0, look.y0] * 2, dtype=np.float32)
+                part = Detections(part.xyxy + shift, part.scores)
+            parts.append(part)
         found = parts[0] if len(parts) == 1 else Detections.concat(parts)
         if len(found) == 0:
             return found
