@@ -22,7 +22,7 @@ from edge.detect.base import inference_threads
 from edge.detect.detections import Detections, clip_xyxy
 from edge.detect.exposure import LowLight
 from edge.detect.nms import nms
-from edge.detect.passes import Pass, Region
+from edge.detect.passes import ALIGN, Pass, Region, aligned
 from edge.detect.second_look import SecondLook, look_again
 from edge.detect.sweep import grid_regions
 from edge.detect.tiles import tile_grid
@@ -33,7 +33,6 @@ from edge.telemetry import switch_off
 
 CPU = "CPUExecutionProvider"
 _STRIDE = 4
-_ALIGN = 32
 # Tiles overlap by this many model-input pixels: more than the largest face the fine pass is for.
 _TILE_OVERLAP = 96
 # The smallest face, in model-input pixels, the whole-frame pass answers for: below it the fine
@@ -70,8 +69,8 @@ class CenterFace:
         `second_look`: still images' faint candidates searched again (`edge.detect.second_look`)."""
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be in (0, 1), got {threshold}")
-        if max_side < _ALIGN:
-            raise ValueError(f"max_side must be at least {_ALIGN}, got {max_side}")
+        if max_side < ALIGN:
+            raise ValueError(f"max_side must be at least {ALIGN}, got {max_side}")
         self.threshold = threshold
         self.nms_iou = nms_iou
         self.max_side = max_side
@@ -108,7 +107,7 @@ class CenterFace:
         multiple of 32. The aspect ratio shifts by a few percent at most, which the detector
         tolerates, and no compute is spent on padding."""
         scale = self.scale(height, width)
-        return _aligned(height * scale), _aligned(width * scale)
+        return aligned(height * scale), aligned(width * scale)
 
     def passes(self, height: int, width: int) -> list[Pass]:
         """The whole frame, then (where `fine_scale` is above the whole pass's scale) the fine
@@ -137,7 +136,7 @@ class CenterFace:
                 x1 - margin if x1 < width else width,
                 y1 - margin if y1 < height else height,
             )
-            size = _aligned((y1 - y0) * fine), _aligned((x1 - x0) * fine)
+            size = aligned((y1 - y0) * fine), aligned((x1 - x0) * fine)
             out.append(Pass("fine", (x0, y0, x1, y1), size, (0.0, 2.0 * margin), inner))
         return out
 
@@ -158,7 +157,7 @@ class CenterFace:
         ]
         if fine is not None and fine > self.scale(height, width):
             for x0, y0, x1, y1 in self._tiles(height, width, fine):
-                size = _aligned((y1 - y0) * fine), _aligned((x1 - x0) * fine)
+                size = aligned((y1 - y0) * fine), aligned((x1 - x0) * fine)
                 jobs.append((image[y0:y1, x0:x1], *size, x0, y0))
         found = nms(Detections.concat(self._run(jobs, None)), self.nms_iou)
         sure = found.scores >= self.threshold
@@ -177,9 +176,7 @@ class CenterFace:
 
     def _search_whole(self, pixels: Pixels) -> Detections:
         """One model pass on `pixels` at their size (multiples of 32), at the threshold."""
-        blob = cv2.dnn.blobFromImage(pixels, 1.0, swapRB=True)
-        heat, log_size, offset = self._session.run(["heatmap", "scale", "offset"], {"image": blob})
-        return decode(heat[0, 0], log_size[0], offset[0], self.threshold)
+        return _infer(self._session, pixels, self.threshold)
 
     def _run(
         self, jobs: list[tuple[Pixels, int, int, int, int]], cycle: int | None
@@ -194,12 +191,7 @@ class CenterFace:
             parts = list(
                 self._pool.map(lambda job: self._pass(session, job[0], job[1], job[2], cycle), jobs)
             )
-        return [
-            Detections(part.xyxy + np.array([x0, y0, x0, y0], np.float32), part.scores)
-            if x0 or y0
-            else part
-            for part, (*_, x0, y0) in zip(parts, jobs, strict=True)
-        ]
+        return [part.shifted(x0, y0) for part, (*_, x0, y0) in zip(parts, jobs, strict=True)]
 
     def _tiles(self, height: int, width: int, fine: float) -> list[Region]:
         """A still image's fine pass: large square tiles."""
@@ -217,14 +209,7 @@ class CenterFace:
         small = cv2.resize(image, (in_w, in_h), interpolation=interpolation)
         parts = []
         for look in self.low_light.looks(small, cycle):
-            # blobFromImage swaps BGR to RGB and lays out NCHW float32 in one pass.
-            blob = cv2.dnn.blobFromImage(look.pixels, 1.0, swapRB=True)
-            heat, log_size, offset = session.run(["heatmap", "scale", "offset"], {"image": blob})
-            part = decode(heat[0, 0], log_size[0], offset[0], self._floor())
-            if look.x0 or look.y0:
-                shift = np.array([look.x0, look.y0] * 2, dtype=np.float32)
-                part = Detections(part.xyxy + shift, part.scores)
-            parts.append(part)
+            parts.append(_infer(session, look.pixels, self._floor()).shifted(look.x0, look.y0))
         found = parts[0] if len(parts) == 1 else Detections.concat(parts)
         if len(found) == 0:
             return found
@@ -238,8 +223,12 @@ def _crop(image: Pixels, region: Region) -> Pixels:
     return image[y0:y1, x0:x1]
 
 
-def _aligned(length: float) -> int:
-    return max(_ALIGN, round(length / _ALIGN) * _ALIGN)
+def _infer(session: Any, pixels: Pixels, threshold: float) -> Detections:
+    """One model pass on `pixels` at their size: boxes scoring above `threshold`, in its pixels."""
+    # blobFromImage swaps BGR to RGB and lays out NCHW float32 in one pass.
+    blob = cv2.dnn.blobFromImage(pixels, 1.0, swapRB=True)
+    heat, log_size, offset = session.run(["heatmap", "scale", "offset"], {"image": blob})
+    return decode(heat[0, 0], log_size[0], offset[0], threshold)
 
 
 def _session(model: bytes, threads: int, providers: Sequence[str]) -> Any:

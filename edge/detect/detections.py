@@ -43,6 +43,12 @@ class Detections:
     def __getitem__(self, keep: NDArray[np.bool_] | NDArray[np.intp]) -> Detections:
         return Detections(self.xyxy[keep], self.scores[keep])
 
+    def shifted(self, x0: float, y0: float) -> Detections:
+        """The boxes moved by (x0, y0): from a crop's pixels to those of what it was cut from."""
+        if not (x0 or y0):
+            return self
+        return Detections(self.xyxy + np.array([x0, y0, x0, y0], np.float32), self.scores)
+
     def clip(self, height: int, width: int) -> None:
         """Clip the boxes, in place, to a frame of this size."""
         clip_xyxy(self.xyxy, height, width)

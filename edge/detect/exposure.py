@@ -36,7 +36,6 @@ import numpy as np
 
 from edge.frames import Pixels
 
-_LUMA_BGR = (0.114, 0.587, 0.299)  # BT.601 weights, in OpenCV's channel order
 MODES = ("both", "alternate", "lift")
 _STRONGEST = 0.3  # the lowest gamma used: deep noise stays below mid-grey
 CELL = 32  # model px: the patches whose brightness decides
@@ -106,6 +105,14 @@ class LowLight:
         if self.mode == "lift" or (self.mode == "alternate" and cycle is not None):
             return lifted
         return [Look(seen), *lifted]
+
+    def lifted(self, pixels: np.ndarray) -> Pixels:
+        """`pixels` lifted as a dark input of their brightness would be; one that is not dark
+        gets the mildest lift (what a second look tries, `edge.detect.second_look`)."""
+        luma = cv2.cvtColor(np.asarray(pixels, np.uint8), cv2.COLOR_BGR2GRAY)
+        gamma = self.gamma(min(float(luma.mean()), self.dark_below - 1.0))
+        assert gamma is not None  # below dark_below
+        return _lifted(pixels, gamma)
 
     def inputs(self, small: np.ndarray, cycle: int | None = None) -> list[Pixels]:
         """`looks` for a model that takes one input size: each the size of `small`."""

@@ -22,6 +22,12 @@ from edge.frames import Pixels
 
 Region = tuple[int, int, int, int]  # x0, y0, x1, y1 in frame pixels
 Kind = Literal["whole", "fine"]
+ALIGN = 32  # CenterFace's input sides are whole multiples of this (its coarsest stride)
+
+
+def aligned(length: float) -> int:
+    """`length` (model px) rounded to the nearest whole multiple of `ALIGN`, at least one."""
+    return max(ALIGN, round(length / ALIGN) * ALIGN)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,8 @@ import cv2
 import numpy as np
 
 from edge.detect.detections import Detections
-from edge.detect.exposure import LowLight, _curve
+from edge.detect.exposure import LowLight
+from edge.detect.passes import aligned
 from edge.frames import Pixels
 
 # A model pass on a whole input at its own size: detections at the threshold, in its pixels.
@@ -36,7 +37,6 @@ _WANTED = 40.0  # px: the candidate's size to the model, where CenterFace scores
 _MOST_UP = 6.0  # the most a crop is scaled up
 _NEAR = 0.75  # a second-look box's centre within this many candidate sizes of the candidate's
 _SIZE_RATIO = 2.5  # and its size within this factor of the candidate's
-_ALIGN = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +100,7 @@ def _close_up(
     x0, y0 = max(0, math.floor(cx - half)), max(0, math.floor(cy - half))
     x1, y1 = min(width, math.ceil(cx + half)), min(height, math.ceil(cy + half))
     factor = min(_MOST_UP, max(1.0, _WANTED / side))
-    size = (_aligned((x1 - x0) * factor), _aligned((y1 - y0) * factor))
+    size = (aligned((x1 - x0) * factor), aligned((y1 - y0) * factor))
     crop = cv2.resize(image[y0:y1, x0:x1], size, interpolation=cv2.INTER_LINEAR)
     return np.asarray(crop, np.uint8), (x0, y0), (size[0] / (x1 - x0), size[1] / (y1 - y0))
 
@@ -108,10 +108,7 @@ def _close_up(
 def _three_ways(crop: Pixels, low_light: LowLight, clahe: cv2.CLAHE) -> list[Pixels]:
     """As it is; lifted as a dark input of its brightness would be (at least the mildest
     lift); with local contrast."""
-    luma = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
-    gamma = low_light.gamma(min(float(luma.mean()), low_light.dark_below - 1.0))
-    assert gamma is not None
-    lifted = np.asarray(cv2.LUT(crop, _curve(gamma)), np.uint8)
+    lifted = low_light.lifted(crop)
     lab = cv2.cvtColor(crop, cv2.COLOR_BGR2LAB)
     lab[..., 0] = clahe.apply(lab[..., 0])
     contrast = np.asarray(cv2.cvtColor(lab, cv2.COLOR_LAB2BGR), np.uint8)
@@ -142,7 +139,3 @@ def _nearest(
         return None
     k = int(np.argmax(np.where(near, found.scores, -1.0)))
     return float(found.scores[k]), xyxy[k]
-
-
-def _aligned(length: float) -> int:
-    return max(_ALIGN, round(length / _ALIGN) * _ALIGN)
