@@ -22,7 +22,7 @@ from edge.detect.base import inference_threads
 from edge.detect.detections import Detections, clip_xyxy
 from edge.detect.exposure import LowLight
 from edge.detect.nms import nms
-from edge.detect.passes import ALIGN, Pass, Region, aligned
+from edge.detect.passes import ALIGN, Pass, Region, aligned, shrunk
 from edge.detect.second_look import SecondLook, look_again
 from edge.detect.sweep import grid_regions
 from edge.detect.tiles import tile_grid
@@ -205,8 +205,7 @@ class CenterFace:
         """Detections in `image` pixels with the model run at (in_h, in_w); `cycle`: a video
         frame's sweep cycle, None for a still (`edge.detect.exposure`)."""
         height, width = image.shape[:2]
-        interpolation = cv2.INTER_AREA if in_w < width else cv2.INTER_LINEAR
-        small = cv2.resize(image, (in_w, in_h), interpolation=interpolation)
+        small = shrunk(image, in_w, in_h, exact=cycle is None)
         parts = []
         for look in self.low_light.looks(small, cycle):
             parts.append(_infer(session, look.pixels, self._floor()).shifted(look.x0, look.y0))

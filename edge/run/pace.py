@@ -81,9 +81,12 @@ class Choice:
         return f"taking {taken}, fine sweep over {self.sweep} frame(s){whole}{cost}"
 
 
-def calibrate(detector: object, height: int, width: int, repeats: int = 2) -> Costs | None:
+def calibrate(detector: object, height: int, width: int, repeats: int = 5) -> Costs | None:
     """Time the detector's passes on a `height` x `width` picture (noise: the cost of a pass
-    does not depend on what it shows). None for a detector without passes."""
+    does not depend on what it shows), the best of `repeats` after a warm-up: one timing of a
+    10 ms pass on two cores reads half as much again one time in two (waking the model's
+    second thread), and the whole-frame pass weighs most in the plan. None for a detector
+    without passes."""
     if not isinstance(detector, Searching):
         return None
     picture = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)

@@ -16,7 +16,7 @@ from edge.config import WAIT_SLACK, DetectorConfig, load_config
 from edge.detect import build_detector
 from edge.detect.centerface import CenterFace
 from edge.detect.detections import Detections
-from edge.detect.passes import Pass
+from edge.detect.passes import Pass, shrunk
 from edge.detect.sweep import grid_regions
 from edge.errors import ConfigError
 from edge.frames import Pixels, RawFrame
@@ -237,3 +237,37 @@ def test_frames_left_at_the_end_of_a_stream_are_vouched_by_a_full_search_of_the_
     assert all(held.failed is None for held in out)
     # One search a frame, as planned; then the newest frame in full, which vouches for both.
     assert detector.log == [(0, 2), (1, 1), (2, 1), (3, 1), (4, 2), (5, 1), (5, 3)]
+
+
+def test_a_video_pass_shrinks_by_whole_blocks_to_nearly_the_exact_average(
+    astronaut: np.ndarray,
+) -> None:
+    frame = np.ascontiguousarray(
+        np.tile(astronaut, (2, 3, 1))[:720, :1280]
+    )  # detail at every scale
+    exact = shrunk(frame, 320, 192, exact=True)
+    fast = shrunk(frame, 320, 192, exact=False)
+    assert fast.shape == exact.shape == (192, 320, 3)
+    # 4 x 4 blocks stretched by 192/180: the same picture, not a resampled one.
+    assert np.abs(fast.astype(int) - exact.astype(int)).mean() < 2.0
+    # Bilinear at a quarter (the shortcut not taken) is several times further off.
+    naive = cv2.resize(frame, (320, 192), interpolation=cv2.INTER_LINEAR)
+    assert np.abs(naive.astype(int) - exact.astype(int)).mean() > 3.0
+    # A fine region (3/4) keeps the exact average, video or not.
+    strip = frame[:, 288:672]
+    assert np.array_equal(shrunk(strip, 288, 544, exact=False), shrunk(strip, 288, 544, exact=True))
+
+
+def test_the_whole_frame_pass_finds_the_same_face_on_video_as_on_a_still(
+    astronaut: np.ndarray,
+) -> None:
+    frame = np.full((720, 1280, 3), 90, np.uint8)
+    frame[200:712, 400:912] = astronaut  # a large face: the whole-frame pass's own
+    detector = CenterFace(max_side=320, max_downscale=4.0)
+    whole = detector.passes(720, 1280)[:1]
+    still = detector.search(frame, whole, None)
+    video = detector.search(frame, whole, 0)
+    assert len(still) >= 1 and len(video) == len(still)
+    best = int(np.argmax(still.scores))
+    assert np.abs(video.xyxy[int(np.argmax(video.scores))] - still.xyxy[best]).max() < 8
+    assert abs(float(video.scores.max()) - float(still.scores.max())) < 0.1
