@@ -5,13 +5,12 @@ At start `calibrate` times each kind of detector pass on a picture of the camera
 frame once, the fine regions of one sweep). Of the rates the profile allows (the camera's `fps`
 evenly decimated, never below `min_fps`) and the sweeps it allows (`schedule.sweep` up to
 `max_sweep`, each holding a frame at most `LATENCY_USE` of `max_latency_ms`), the run takes the
-highest rate whose time (the detector's passes, and each frame's decoding, following, redacting
-and encoding, `OVERHEAD`) fits the device's time at some sweep, and at that rate the shortest
-sweep that fits `SHARE` of it. As it runs, `check` looks at what it lost: more than `LOSS` of
-the frames taken in the last `_LOOK_S` moves it to the first option that costs what the run
-managed (but to the longest sweep at its rate before a lower rate), and at the last option
-(`min_fps`, the longest sweep) such a loss over `JUDGE_S` (or the whole run, if shorter, once it
-ran `_FIRST_S`) is "cannot keep up".
+highest rate, and then the shortest sweep, whose time (the detector's passes, and each frame's
+decoding, following, redacting and encoding, `OVERHEAD`) fits `SHARE` of the device's time. As
+it runs, `check` looks at what it lost: more than `LOSS` of the frames taken in the last
+`_LOOK_S` moves it to the first option that costs what the run managed (but to the longest sweep
+at its rate before a lower rate), and at the last option (`min_fps`, the longest sweep) such a
+loss over `JUDGE_S` (or the whole run, if shorter, once it ran `_FIRST_S`) is "cannot keep up".
 
 Decimation is even and counted: `take` lets `rate / fps` of the source's frames through, each frame
 let pass is `not_taken`, never dropped. A camera that can be asked for a rate is asked for the
@@ -32,12 +31,7 @@ from edge.config import LiveConfig, ScheduleConfig
 from edge.detect.passes import Pass, Searching
 from edge.run.report import RunReport
 
-# The start: the highest rate whose longest sweep fits the whole of the device's time by the
-# plan, and at that rate the shortest sweep that fits `SHARE` of it (else the longest). A run
-# only ever slows down, so a rate given up at the start is never taken back, while too short a
-# sweep costs a few frames before the first look moves to a longer one; and the plan errs high
-# (each pass timed at its best of a few, the rest of a frame's work scaled from the whole pass).
-SHARE = 0.8
+SHARE = 0.9  # of the device's time a run plans to use: the rest absorbs the jitter
 # A taken frame's other work (decoding, following faces, redacting, x264 ultrafast), measured at
 # 720p on the reference machines as about this many times the whole-frame pass of the body
 # camera's profile (320 px): both scale with the device, so the pass measures it.
@@ -131,15 +125,12 @@ class Pace:
         self.cannot = False  # judged: even the last option loses more than LOSS
         self._by_camera = False  # the camera was asked for the chosen rate: no decimation
         self.changes: deque[Choice] = deque()  # choices not yet logged (the audit trail's)
-        # The first option whose plan fits (`SHARE`); the last, said not to keep up, if none.
-        first = next((i for i in range(len(self.options)) if self._fits(i, 1.0)), None)
+        # The first option whose plan fits; the last, said not to keep up, if none does.
+        first = next((i for i in range(len(self.options)) if self._fits(i, SHARE)), None)
         if first is None:
             self.choice = self._move(len(self.options) - 1, False, "calibrated")
         else:
-            rate = self.options[first][0]
-            same = [i for i in range(first, len(self.options)) if self.options[i][0] == rate]
-            roomy = next((i for i in same if self._fits(i, SHARE)), same[-1])
-            self.choice = self._move(roomy, True, "calibrated")
+            self.choice = self._move(first, True, "calibrated")
         self._marks: deque[tuple[float, int, int]] = deque()  # (time, taken, lost)
         self._last_look = time.monotonic()
         self._started = self._last_look
