@@ -83,10 +83,11 @@ class Choice:
 
 def calibrate(detector: object, height: int, width: int, repeats: int = 5) -> Costs | None:
     """Time the detector's passes on a `height` x `width` picture (noise: the cost of a pass
-    does not depend on what it shows), the best of `repeats` after a warm-up: one timing of a
-    10 ms pass on two cores reads half as much again one time in two (waking the model's
-    second thread), and the whole-frame pass weighs most in the plan. None for a detector
-    without passes."""
+    does not depend on what it shows): the median of `repeats` back to back, after a warm-up.
+    Not the best: under a CPU quota (a container's, or the Pi 5 stand-in's) a 10 ms pass that
+    fits in one quota period runs at the full core's speed, and a run at the quota's does not;
+    and not one timing: on two cores one reads half as much again one time in three or so
+    (waking the model's second thread). None for a detector without passes."""
     if not isinstance(detector, Searching):
         return None
     picture = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
@@ -100,12 +101,12 @@ def calibrate(detector: object, height: int, width: int, repeats: int = 5) -> Co
         if not chosen:
             return 0.0
         searching.search(picture, chosen, 0)  # warm-up
-        best = float("inf")
+        times = []
         for _ in range(repeats):
             began = time.perf_counter()
             searching.search(picture, chosen, 0)
-            best = min(best, (time.perf_counter() - began) * 1000.0)
-        return best
+            times.append((time.perf_counter() - began) * 1000.0)
+        return float(np.median(times))
 
     return Costs(timed(whole), timed(fine))
 
