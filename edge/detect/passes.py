@@ -32,23 +32,22 @@ def aligned(length: float) -> int:
 
 
 def shrunk(image: Pixels, width: int, height: int, *, exact: bool) -> Pixels:
-    """`image` at `width` x `height` for a model pass, averaged over the pixels each model pixel
-    covers (INTER_AREA). `exact`: at the size asked for (a still image). Otherwise (video, where
-    every millisecond of a frame counts), where it shrinks by 2 or more, over k x k blocks, k the
-    ratio rounded (OpenCV's fast path: the whole frame at a quarter), and then stretched
-    bilinearly by the few percent that round the size to `ALIGN`: averaging at a ratio that is
-    not whole costs about 2.5 times as much, and the detector finds the same faces on either
-    (docs/measurements.md, "Keeping up"). The fine regions (3/4) keep the exact average: a
-    bilinear shrink there costs 15-30 px faces at dusk."""
+    """`image` at `width` x `height` for a model pass: averaged over the pixels each model pixel
+    covers where it shrinks (INTER_AREA), bilinear where it grows. `exact`: at the size asked
+    for (a still image). Otherwise (video, where every millisecond of a frame counts), where it
+    shrinks by 2 or more, over k x k blocks, k the ratio rounded (OpenCV's fast path: the whole
+    frame at a quarter), and then stretched bilinearly by the few percent that round the size
+    to `ALIGN`: averaging at a ratio that is not whole costs about 2.5 times as much, and the
+    detector finds the same faces on either (docs/measurements.md, "Keeping up"). The fine
+    regions (3/4) keep the exact average: a bilinear shrink there costs 15-30 px faces at dusk."""
     h, w = image.shape[:2]
-    if width >= w and height >= h:
-        return np.asarray(cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR))
     ratio = min(w / width, h / height)
-    k = round(ratio) if ratio >= 2 else 1
+    k = 1 if exact or ratio < 2 else round(ratio)
     while k > 1 and (w % k or h % k):
         k -= 1
-    if exact or k < 2:
-        return np.asarray(cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA))
+    if k < 2:
+        interpolation = cv2.INTER_AREA if width < w else cv2.INTER_LINEAR
+        return np.asarray(cv2.resize(image, (width, height), interpolation=interpolation))
     blocks = cv2.resize(image, (w // k, h // k), interpolation=cv2.INTER_AREA)
     if blocks.shape[:2] == (height, width):
         return np.asarray(blocks)

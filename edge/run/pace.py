@@ -127,7 +127,12 @@ class Pace:
         self._by_camera = False  # the camera was asked for the chosen rate: no decimation
         self.changes: deque[Choice] = deque()  # choices not yet logged (the audit trail's)
         # The first option whose plan fits; the last, said not to keep up, if none does.
-        first = next((i for i in range(len(self.options)) if self._fits(i, SHARE)), None)
+        fits = (
+            i
+            for i in range(len(self.options))
+            if self.costs is None or self._cost(i) <= SHARE * 1000.0
+        )
+        first = next(fits, None)
         if first is None:
             self.choice = self._move(len(self.options) - 1, False, "calibrated")
         else:
@@ -233,9 +238,6 @@ class Pace:
         if same and self.options[at][0] != rate:
             at = same[-1]
         return self._move(at, False, "losing-frames")
-
-    def _fits(self, at: int, share: float) -> bool:
-        return self.costs is None or self._cost(at) <= share * 1000.0
 
     def _cost(self, at: int) -> float:
         share, sweep = self.options[at]
