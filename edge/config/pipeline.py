@@ -233,9 +233,9 @@ class TrackConfig(_Closed):
         15,
         ge=0,
         le=120,
-        description="recorded media only: frames held back, at least what the schedule waits, "
-        "so that a face first found is followed back onto the frames before it (memory: this "
-        "many frames)",
+        description="frames held back, at least what the schedule waits, so that a face first "
+        "found is followed back onto the frames before it (live: at most this many, for 3/4 of "
+        "live.max_latency_ms; memory: this many frames)",
     )
 
 

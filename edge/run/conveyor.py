@@ -307,6 +307,9 @@ class Conveyor:
         while not isinstance(item := self._redacted.get(), _Done):
             if item is None:
                 continue
+            if self.realtime is not None and self.realtime.misses_sink(item, report.encode):
+                report.fail("late", dropped=True)  # redacted, but the deadline is the promise
+                continue
             for tap in hooks.taps:
                 tap.offer(item)
             began = time.perf_counter()

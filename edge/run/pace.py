@@ -29,6 +29,7 @@ import numpy as np
 
 from edge.config import LiveConfig, ScheduleConfig
 from edge.detect.passes import Pass, Searching
+from edge.run.realtime import LATENCY_USE
 from edge.run.report import RunReport
 
 SHARE = 0.9  # of the device's time a run plans to use: the rest absorbs the jitter
@@ -36,7 +37,6 @@ SHARE = 0.9  # of the device's time a run plans to use: the rest absorbs the jit
 # 720p on the reference machines as about this many times the whole-frame pass of the body
 # camera's profile (320 px): both scale with the device, so the pass measures it.
 OVERHEAD = 1.4
-LATENCY_USE = 0.75  # of `max_latency_ms` a frame's wait for its searches may take (queues: rest)
 LOSS = 0.02  # the most of the frames taken a run may lose (late, overload) and keep up
 JUDGE_S = 60.0  # the span a loss is judged over
 _FIRST_S = 5.0  # before this, a run has not lost enough frames to be judged

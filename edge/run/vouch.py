@@ -6,13 +6,15 @@ in-memory use (`veil eval`); `edge.run.conveyor` runs them in their own threads.
 
 Per frame: the schedule (`edge.run.schedule`) picks the detector's passes; the tracker follows every
 known face onto the frame by optical flow and takes the detections; a face found for the first time
-is followed back through the frames still held (`edge.track.window`). A live frame leaves once every
-part of it has been searched at or after it, so a face that appeared on it has been found and drawn
-on it by then; recorded media wait longer, each frame held for the whole window (`track.lookahead`),
-so that a face is followed back through all of it. Recorded media and live sources run the same
-loop; a live source's frames also have a deadline (`Realtime`): one not vouched for in time is
-dropped or fully obscured, never passed clear, and counted by cause. Any failure on a frame marks it
-failed: it is obscured whole (fail closed), and its searches vouch for nothing.
+is followed back through the frames still held (`edge.track.window`). A frame leaves only once every
+part of it has been searched at or after it, so a face that appeared on it has been searched for
+since. A detector also misses faces it finds on a later search, so frames are held longer, for the
+face to be followed back onto them: recorded media for the whole window (`track.lookahead`
+frames), a live frame until `Realtime.hold_ms` after its capture (at most that window). Recorded
+media and live sources run the same loop; a live source's frames also have a deadline
+(`Realtime`): one not vouched for in time is dropped or fully obscured, never passed clear, and
+counted by cause. Any failure on a frame marks it failed: it is obscured whole (fail closed), and
+its searches vouch for nothing.
 """
 
 from __future__ import annotations
@@ -50,9 +52,10 @@ def vouch(
     """Detect and track `frames`, yielding each (except late ones dropped) once vouched for.
 
     `schedule`: which passes each frame gets (default: every pass on every frame). Frames held at
-    once: recorded media `track.lookahead`, a live source what the schedule waits, never less
-    than that; a frame pushed out before it was vouched for gets the rest of its searches at
-    once, or, live, is obscured as late (a full search would make every frame behind it late).
+    once: at most `track.lookahead`, never fewer than the schedule waits; a frame pushed out
+    before it was vouched for gets the rest of its searches at once, or, live, is obscured as
+    late (a full search would make every frame behind it late). A live frame vouched for leaves
+    once `realtime.hold_ms` have passed since its capture; recorded media leave when pushed out.
     `longest_wait`: the most frames the schedule may come to wait (a live
     run's pace may lengthen its sweep; default: what it waits now). `None` in `frames` is a live
     source's idle tick: a chance to let out frames that are due.
@@ -60,13 +63,18 @@ def vouch(
     cfg = track or TrackConfig()
     plan_of = schedule or Schedule(detector)
     needed = (longest_wait or plan_of.wait()) + _SLACK
-    held: Window[RawFrame] = Window(needed if realtime is not None else max(cfg.lookahead, needed))
+    held: Window[RawFrame] = Window(max(cfg.lookahead, needed))
     tracker = Tracker(cfg)
     plans: dict[int, Plan] = {}
     n = 0
 
     def ready(h: Held[RawFrame]) -> bool:
         return h.failed is not None or plan_of.vouched(plans[h.index])
+
+    def due(h: Held[RawFrame]) -> bool:  # live: vouched for, and held as long as it may be
+        return h.failed is not None or (
+            ready(h) and (realtime is None or realtime.held_enough(h.item))
+        )
 
     def leave(h: Held[RawFrame]) -> Held[RawFrame]:
         plans.pop(h.index, None)
@@ -101,12 +109,10 @@ def vouch(
             entry = Held(raw, seen, n, [coverage.boxes] if coverage else [], failed, tracker.moved)
             pushed = list(held.push(entry))
             if coverage is not None:
-                # A new face is followed back as far as any frame may have waited for this
-                # search (live), or through every frame held (recorded media, which can wait):
-                # not only to the last search that "should" have found it, since a detector
-                # misses faces near the edge of the sizes a pass is for.
-                depth = plan_of.wait() + 1 if realtime is not None else held.frames
-                held.backfill_all(coverage.births, [depth] * len(coverage.births))
+                # A new face is followed back through every frame held: not only to the last
+                # search that "should" have found it, since a detector misses faces near the
+                # edge of the sizes a pass is for.
+                held.backfill_all(coverage.births, [held.frames] * len(coverage.births))
             report.track.add((time.perf_counter() - start) * 1000.0)
             n += 1
             for out in pushed:
@@ -118,7 +124,7 @@ def vouch(
                     _complete(detector, plan_of, out, report)
                 yield leave(out)
         if realtime is not None:  # recorded media wait: a frame leaves when pushed out
-            yield from map(leave, held.release(ready))
+            yield from map(leave, held.release(due))
     # The stream ended before the searches the frames held wait for: the newest one that can be
     # searched is searched in full, which vouches for every frame before it, and what it finds is
     # followed back. Frames that still cannot be vouched for are obscured.

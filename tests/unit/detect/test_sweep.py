@@ -4,7 +4,8 @@ it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import cv2
@@ -237,6 +238,30 @@ def test_frames_left_at_the_end_of_a_stream_are_vouched_by_a_full_search_of_the_
     assert all(held.failed is None for held in out)
     # One search a frame, as planned; then the newest frame in full, which vouches for both.
     assert detector.log == [(0, 2), (1, 1), (2, 1), (3, 1), (4, 2), (5, 1), (5, 3)]
+
+
+def test_a_live_frame_vouched_for_leaves_once_held_long_enough() -> None:
+    # Every frame is searched whole, so each is vouched for at once; frames 0-2 were captured
+    # 10 s ago and leave as soon as they are, frames 3-5 (just captured) wait out the 5 s hold:
+    # here, the end of the stream.
+    detector = Logging()
+    now = time.monotonic()
+    events: list[str] = []
+
+    def frames() -> Iterator[RawFrame]:
+        for i in range(6):
+            events.append(f"in {i}")
+            taken = now - 10.0 if i < 3 else time.monotonic()
+            yield RawFrame(np.full((8, 8, 3), i, np.uint8), i, captured=taken)
+
+    realtime = Realtime(max_latency_ms=60_000.0, hold_ms=5_000.0)
+    for held in vouch(frames(), detector, RunReport(), realtime=realtime):
+        assert held.failed is None
+        events.append(f"out {held.item.index}")
+    assert events == [
+        "in 0", "out 0", "in 1", "out 1", "in 2", "out 2", "in 3", "in 4", "in 5",
+        "out 3", "out 4", "out 5",
+    ]  # fmt: skip
 
 
 def test_a_video_pass_shrinks_by_whole_blocks_to_nearly_the_exact_average(

@@ -52,6 +52,18 @@ class KeepingSink:
         pass
 
 
+class SlowSink(KeepingSink):
+    """A sink that takes `seconds` to write each frame (a slow disk, a slow encoder)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    def write(self, frame: RedactedFrame) -> None:
+        time.sleep(self.seconds)
+        super().write(frame)
+
+
 class Slow:
     """The real detector, made slower: `delay(i)` seconds before the i-th call."""
 
@@ -87,11 +99,16 @@ def blazeface() -> FaceDetector:
 
 
 def live_run(
-    clip: Clip, detector: FaceDetector, realtime: Realtime, *, seconds: float | None = None
+    clip: Clip,
+    detector: FaceDetector,
+    realtime: Realtime,
+    *,
+    seconds: float | None = None,
+    sink: KeepingSink | None = None,
 ) -> tuple[KeepingSink, RunReport]:
     clock = RunClock()
     source = FileLiveSource(clip.path, clock, realtime=True, loop=False)
-    sink = KeepingSink()
+    sink = sink or KeepingSink()
     if seconds is not None:
         threading.Timer(seconds, clock.stop.set).start()
     report = run(
@@ -172,6 +189,21 @@ def test_late_frames_can_be_dropped_instead(sample_clip: Clip, blazeface) -> Non
     accounted(report)
     assert report.obscured == 0 and report.failures["late"] >= 1
     assert not any(f.obscured for f in sink.frames)
+
+
+def test_a_frame_bound_to_reach_a_slow_sink_late_is_dropped_before_it(
+    sample_clip: Clip, blazeface
+) -> None:
+    # The sink takes 120 ms a frame, four times the camera's frame time, so frames queue before
+    # it: each that would reach it past its 300 ms deadline is dropped there, as late, rather
+    # than written late (the queue alone would hold a frame 4 x 120 ms).
+    sink, report = live_run(
+        sample_clip, blazeface, Realtime(max_latency_ms=300.0), sink=SlowSink(0.12)
+    )
+    accounted(report)
+    assert report.failures["late"] > 0 and report.frames_out > 0
+    assert len(sink.frames) == report.frames_out
+    assert max(report.latency.values) < 300.0 + 60.0
 
 
 def test_a_failing_detector_obscures_every_frame(sample_clip: Clip) -> None:
