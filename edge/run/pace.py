@@ -10,7 +10,9 @@ decoding, following, redacting and encoding, `OVERHEAD`) fits `SHARE` of the dev
 it runs, `check` looks at what it lost: more than `LOSS` of the frames taken in the last
 `_LOOK_S` moves it to the first option that costs what the run managed (but to the longest sweep
 at its rate before a lower rate), and at the last option (`min_fps`, the longest sweep) such a
-loss over `JUDGE_S` (or the whole run, if shorter, once it ran `_FIRST_S`) is "cannot keep up".
+loss over `JUDGE_S` is "cannot keep up": said as soon as more than `LOSS` of the frames that span
+takes are lost within it, or judged on the span once it has passed; a run that ends sooner is
+judged whole at its end (once it ran `_FIRST_S` at that option).
 
 Decimation is even and counted: `take` lets `rate / fps` of the source's frames through, each frame
 let pass is `not_taken`, never dropped. A camera that can be asked for a rate is asked for the
@@ -39,7 +41,7 @@ SHARE = 0.9  # of the device's time a run plans to use: the rest absorbs the jit
 OVERHEAD = 1.4
 LOSS = 0.02  # the most of the frames taken a run may lose (late, overload) and keep up
 JUDGE_S = 60.0  # the span a loss is judged over
-_FIRST_S = 5.0  # before this, a run has not lost enough frames to be judged
+_FIRST_S = 5.0  # a run that ends sooner at its last option has not taken enough frames to judge
 _LOOK_S = 2.0  # how often, and over how long, `check` looks at the losses
 _KEEP_UP = ("overload", "late")  # the causes that mean the device is too slow
 # The shares of the camera's rate a run may take, highest first: each is an even decimation.
@@ -212,9 +214,14 @@ class Pace:
                 self._started = now
                 return choice
             if self._at == len(self.options) - 1 and not self.cannot:
-                tj, nj, lj = self._marks[0]
-                span_lost = (l1 - lj) / max(1, n1 - nj)
-                if now - self._started >= _FIRST_S and span_lost > LOSS:
+                _, nj, lj = self._marks[0]
+                # Lost within the span already more than its frames may lose: said at once.
+                certain = l1 - lj > LOSS * self.choice.fps * JUDGE_S
+                # Else the span's share, once a whole span has passed (or at the end of a run
+                # shorter than that): a bad few seconds in a good minute keep up.
+                ran = now - self._started
+                whole = ran >= JUDGE_S or (final and ran >= _FIRST_S)
+                if certain or (whole and (l1 - lj) / max(1, n1 - nj) > LOSS):
                     self.cannot = True
                     return self._move(self._at, False, "cannot-keep-up")
             return None
