@@ -115,11 +115,12 @@ class StreamOutConfig(_Closed):
         1.0, ge=0.2, le=10.0, description="keyframe interval: how soon a new reader sees a picture"
     )
     queue: int = Field(
-        8,
+        30,
         ge=1,
         le=120,
         description="frames waiting for a slow receiver; when full the oldest is dropped and "
-        "counted, never the recording",
+        "counted, never the recording (the frames a live run holds back, up to "
+        "track.lookahead, reach it together when the run stops; memory: this many frames)",
     )
     timeout_s: float = Field(
         5.0, ge=0.5, le=60.0, description="a receiver that takes no data this long is lost"
