@@ -234,7 +234,7 @@ class TrackConfig(_Closed):
         ge=0,
         le=120,
         description="frames held back, at least what the schedule waits, so that a face first "
-        "found is followed back onto the frames before it (live: at most this many, for 3/4 of "
+        "found is followed back onto the frames before it (live: at most this many, for 0.6 of "
         "live.max_latency_ms; memory: this many frames)",
     )
 
