@@ -26,6 +26,7 @@ Box = NDArray[np.float64]  # x0, y0, x1, y1 in frame pixels
 
 _GRID = 3  # points per side of the grid inside a box
 _INSET = 0.15  # of the box's size: points stay off its edges, where the background shows
+_STEPS = np.linspace(_INSET, 1.0 - _INSET, _GRID)  # where the grid's points lie across a box
 _WINDOW = (11, 11)
 _LEVELS = 3
 _CRITERIA: Any = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 10, 0.03)
@@ -72,33 +73,41 @@ def follow_all(
     # Boxes large enough to keep their detail at half size are followed there: a quarter of the
     # pixels to build the flow's image pyramids from. The small ones at full size.
     large = np.minimum(w, h) >= _HALF_FROM
+    parts = []
     for group, f in ((usable & large, 0.5), (usable & ~large, 1.0)):
         idx = np.flatnonzero(group)
         if idx.size:
-            moved, ok = _follow_group(before, after, xyxy[idx], lo[idx], hi[idx], f, guess)
-            for k, i in enumerate(idx):
-                if ok[k]:
-                    out[int(i)] = moved[k]
+            tracked = _follow_group(before, after, lo[idx], hi[idx], xyxy[idx], f, guess)
+            parts.append((idx, *tracked))
+    if not parts:
+        return out
+    # Each box's points are moved in its own crop's pixels: the groups' motions, one median.
+    idx, p, q, good = (np.concatenate(column) for column in zip(*parts, strict=True))
+    moved, ok = _moved(xyxy[idx], p, q, good), good.sum(axis=1) >= _MIN_POINTS
+    for k, i in enumerate(idx):
+        if ok[k]:
+            out[int(i)] = moved[k]
     return out
 
 
 def _follow_group(
     before: Grey,
     after: Grey,
-    box: NDArray[np.float64],
     lo: NDArray[np.int_],
     hi: NDArray[np.int_],
+    box: NDArray[np.float64],
     f: float,
     guess: NDArray[np.float64],
-) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
-    """Boxes followed in one call on the crop that holds them all, at scale `f` (1 or 0.5)."""
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.bool_]]:
+    """Boxes tracked in one call on the crop that holds them all, at scale `f` (1 or 0.5):
+    each box's grid of points there and on `after` (in the crop's pixels), and which of them
+    held forward and back."""
     ox0, oy0 = lo.min(axis=0)
     ox1, oy1 = hi.max(axis=0)
     w, h = box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]
     # A grid of points inside each box, kept off its edges (the background shows there).
-    steps = np.linspace(_INSET, 1.0 - _INSET, _GRID)
-    xs = box[:, 0, None] + steps[None, :] * w[:, None]
-    ys = box[:, 1, None] + steps[None, :] * h[:, None]
+    xs = box[:, 0, None] + _STEPS[None, :] * w[:, None]
+    ys = box[:, 1, None] + _STEPS[None, :] * h[:, None]
     grid = np.stack(np.broadcast_arrays(xs[:, None, :], ys[:, :, None]), axis=-1)
     start = ((grid.reshape(-1, 2) - [ox0, oy0]) * f).astype(np.float32).reshape(-1, 1, 2)
     a: NDArray[Any] = np.ascontiguousarray(before[oy0:oy1, ox0:ox1])
@@ -132,7 +141,7 @@ def _follow_group(
     q = ahead.reshape(-1, n, 2).astype(np.float64) / f
     miss = np.linalg.norm(back.reshape(-1, n, 2).astype(np.float64) / f - p, axis=2)
     good = (ok_ahead.reshape(-1, n) == 1) & (ok_back.reshape(-1, n) == 1) & (miss <= _FB_LIMIT)
-    return _moved(box, p, q, good), good.sum(axis=1) >= _MIN_POINTS
+    return p, q, good
 
 
 def _moved(
@@ -177,11 +186,24 @@ def shift(before: Grey, after: Grey) -> NDArray[np.float64]:
     """How far (dx, dy, px) the picture as a whole moved from `before` to `after`: phase
     correlation of copies `_SHIFT_SCALE` times smaller; (0, 0) when it has no clear answer (a
     cut, a flat picture, a scene of many motions)."""
-    height, width = before.shape[:2]
+    return shift_between(motion_copy(before), motion_copy(after), before.shape)
+
+
+def motion_copy(grey: Grey) -> NDArray[np.float32]:
+    """The small copy of a picture that `shift_between` compares (a run makes it once a frame
+    and compares it with the next frame's)."""
+    height, width = grey.shape[:2]
     size = (max(16, width // _SHIFT_SCALE), max(16, height // _SHIFT_SCALE))
-    a = cv2.resize(before, size, interpolation=cv2.INTER_AREA).astype(np.float32)
-    b = cv2.resize(after, size, interpolation=cv2.INTER_AREA).astype(np.float32)
-    (dx, dy), response = cv2.phaseCorrelate(a, b, _hann(size))
+    return np.asarray(cv2.resize(grey, size, interpolation=cv2.INTER_AREA), dtype=np.float32)
+
+
+def shift_between(
+    before: NDArray[np.float32], after: NDArray[np.float32], shape: tuple[int, ...]
+) -> NDArray[np.float64]:
+    """`shift` from two `motion_copy`s of pictures of `shape` (height, width)."""
+    height, width = shape[:2]
+    size = (after.shape[1], after.shape[0])
+    (dx, dy), response = cv2.phaseCorrelate(before, after, _hann(size))
     if response < _SHIFT_RESPONSE:
         return np.zeros(2)
     return np.array([dx * width / size[0], dy * height / size[1]], dtype=np.float64)

@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 
 from edge.config import TrackConfig
 from edge.detect.detections import Detections, clip_xyxy
-from edge.track.flow import Box, Grey, follow_all, grown, reach, shift
+from edge.track.flow import Box, Grey, follow_all, grown, motion_copy, reach, shift_between
 
 _HELD_SCORE = 0.0  # score given to the boxes the tracker adds (they are not detections)
 _CONFIDENT = 0.2  # a track that never scored this much ends at the first search that misses it
@@ -76,6 +76,7 @@ class Tracker:
         self.cfg = cfg
         self._tracks: list[Track] = []
         self._grey: Grey | None = None
+        self._small: NDArray[np.float32] | None = None  # `_grey`'s motion_copy
         self.moved: NDArray[np.float64] = np.zeros(2)  # (dx, dy) of the picture, last frame
 
     def __len__(self) -> int:
@@ -97,7 +98,11 @@ class Tracker:
         # The picture's own motion since the last frame: where following a face starts here,
         # and following it back (`Window.backfill`) starts on the way back.
         same = before is not None and before.shape == grey.shape
-        self.moved = shift(before, grey) if before is not None and same else np.zeros(2)
+        small_before, self._small = self._small, motion_copy(grey)
+        if before is not None and same and small_before is not None:
+            self.moved = shift_between(small_before, self._small, grey.shape)
+        else:
+            self.moved = np.zeros(2)
         dets = found.xyxy.astype(np.float64)
         scores = found.scores.tolist()
         for track in self._tracks:
