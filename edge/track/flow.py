@@ -27,7 +27,10 @@ Box = NDArray[np.float64]  # x0, y0, x1, y1 in frame pixels
 _GRID = 3  # points per side of the grid inside a box
 _INSET = 0.15  # of the box's size: points stay off its edges, where the background shows
 _STEPS = np.linspace(_INSET, 1.0 - _INSET, _GRID)  # where the grid's points lie across a box
-_WINDOW = (11, 11)
+# Pixels around each point that the flow matches. 9x9 follows faces as 11x11 did (the same
+# face-frames protected on the shared and the dusk group clips, in memory at 15 and 30 frames/s)
+# for 17-22 % less of a frame's tracking time (docs/measurements.md, "Keeping up").
+_WINDOW = (9, 9)
 _LEVELS = 3
 _CRITERIA: Any = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 10, 0.03)
 _HALF_FROM = 24.0  # px: boxes whose smaller side is at least this are followed at half size
