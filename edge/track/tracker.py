@@ -99,7 +99,7 @@ class Tracker:
         # and following it back (`Window.backfill`) starts on the way back.
         same = before is not None and before.shape == grey.shape
         small_before, self._small = self._small, motion_copy(grey)
-        if before is not None and same and small_before is not None:
+        if same and small_before is not None:
             self.moved = shift_between(small_before, self._small, grey.shape)
         else:
             self.moved = np.zeros(2)

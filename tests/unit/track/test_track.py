@@ -28,6 +28,7 @@ from edge.redact import Redactor
 from edge.run import Realtime, RunReport, redact_held, vouch
 from edge.run.schedule import Schedule
 from edge.track import Tracker
+from edge.track.flow import shift
 
 H, W = 360, 640
 BLANK = np.zeros((H, W), np.uint8)  # nothing for the flow to follow
@@ -84,6 +85,27 @@ def followed_frames(tracker: Tracker, start: int, covered: bool, limit: int = 60
             return k - start
         assert covers(out.boxes, truth, 1.0), k
     return limit
+
+
+def test_the_pictures_motion_is_measured_against_the_frame_before_even_across_a_new_size() -> None:
+    # The tracker keeps the last frame's small copy for the next frame's motion: it must be the
+    # copy of that very frame, and a frame of another size (a camera reopened) starts afresh.
+    def coarse(seed: int, height: int, width: int) -> np.ndarray:  # detail the copy keeps
+        small = _texture(seed, (height // 16, width // 16))
+        return np.asarray(cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC))
+
+    tracker = Tracker(TrackConfig())
+    frames = [np.roll(coarse(7, H, W), 16 * k, axis=1) for k in range(3)]
+    other = [np.roll(coarse(8, H // 2, W // 2), -16 * k, axis=0) for k in range(3)]
+    before = None
+    for picture in [*frames, *other, *frames]:
+        tracker.update(Detections.empty(), picture)
+        if before is None or before.shape != picture.shape:
+            assert np.array_equal(tracker.moved, np.zeros(2))
+        else:
+            assert np.array_equal(tracker.moved, shift(before, picture))
+            assert np.abs(tracker.moved).max() >= 3.0  # it moved, and the measure saw it
+        before = picture
 
 
 def test_a_face_is_covered_from_its_first_detected_frame_and_is_a_birth() -> None:
